@@ -1,0 +1,1 @@
+"""The storefront contract in code: payload models and request signing. Pure Python, no frappe."""

@@ -1,0 +1,7 @@
+"""A row of Ecommerce Bridge Settings."""
+
+from frappe.model.document import Document
+
+
+class EcommerceBridgePaymentAccount(Document):
+	pass

@@ -1,0 +1,1 @@
+"""Storefront → ERPNext: validated payloads become ERPNext documents."""

@@ -1,0 +1,430 @@
+"""Where a storefront checkout becomes a Sales Order (and, when paid, an advance Payment Entry).
+
+``process_order`` runs in a background job for a Sync Log row that ``api.ingest_order`` committed. It is
+safe to run any number of times: the Sales Order's storefront order id and the Payment Entry's key are
+unique indexes, so a retry, a duplicate delivery or a catch-up of the same order finds what exists.
+
+Money is taken as sent: line prices are fixed (no pricing rules, no price-list re-pricing), discounts,
+shipping and taxes are applied as amounts, rounding is off, and the grand total is compared with the
+storefront's total to the cent; a difference is flagged for an accountant.
+"""
+
+import json
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import frappe
+from frappe import _
+from frappe.utils import add_to_date, get_datetime, getdate, now_datetime
+
+from ecommerce_bridge.contract.models import OrderCancel, OrderIn
+from ecommerce_bridge.inbound.customer import ensure_address, ensure_customer
+from ecommerce_bridge.settings import SETTINGS, get_settings, make_client, pillar_enabled
+from ecommerce_bridge.skus import normalize_sku
+from ecommerce_bridge.sync_log import LOG, BridgeError, new_log, record_failure, update_log
+
+STALE_PROCESSING = timedelta(minutes=10)
+ORDER_CATCH_UP_OVERLAP = timedelta(minutes=10)
+CENT = Decimal("0.01")
+
+
+class UnknownSku(BridgeError):
+	pass
+
+
+def order_key(order_id: str) -> str:
+	return f"order:{order_id}"
+
+
+# ---- the job ------------------------------------------------------------------------------------
+
+
+def run_logged(log_name: str, work) -> None:
+	"""Claim a Queued/Failed inbound log, run ``work(payload, log_name)`` and record the outcome.
+
+	The claim is committed first, so two workers never process one log, and a crash leaves the row
+	in Processing where ``retry_due`` finds it again.
+	"""
+	frappe.db.sql(
+		f"""update `tab{LOG}` set status = 'Processing', attempts = attempts + 1, modified = %s
+		where name = %s and status in ('Queued', 'Failed')""",
+		(now_datetime(), log_name),
+	)
+	if not frappe.db._cursor.rowcount:
+		frappe.db.rollback()
+		return
+	frappe.db.commit()
+	attempts = frappe.db.get_value(LOG, log_name, "attempts")
+	started = time.monotonic()
+	frappe.set_user("Administrator")
+	frappe.flags.ecommerce_inbound = True
+	try:
+		payload = json.loads(frappe.db.get_value(LOG, log_name, "request_payload"))
+		fields = {"status": "Success", "error": None, "traceback": None, "next_retry_at": None}
+		fields.update(work(payload, log_name) or {})
+		fields["duration_ms"] = int((time.monotonic() - started) * 1000)
+		update_log(log_name, **fields)
+		frappe.db.commit()
+	except Exception as exc:
+		frappe.db.rollback()
+		frappe.clear_messages()
+		record_failure(log_name, exc, attempts, started)
+		frappe.db.commit()
+	finally:
+		frappe.flags.ecommerce_inbound = False
+
+
+def process_order(log_name: str) -> None:
+	run_logged(log_name, _process_order)
+
+
+def _process_order(payload: dict, log_name: str) -> dict:
+	order = OrderIn.model_validate(payload)
+	sales_order = frappe.db.get_value("Sales Order", {"ecommerce_order_id": order.order_id}, "name")
+	if not sales_order:
+		sales_order = create_sales_order(order, log_name)
+	so = frappe.get_doc("Sales Order", sales_order)
+	notes = []
+	if order.payment and order.payment.status == "paid":
+		notes += record_payment(so, order)
+	grand_total = Decimal(str(so.grand_total)).quantize(CENT)
+	if grand_total != order.total:
+		notes.append(
+			_("Grand total {0} differs from the storefront total {1}: check taxes and discounts.").format(
+				grand_total, order.total
+			)
+		)
+	return {
+		"reference_doctype": "Sales Order",
+		"reference_name": so.name,
+		"needs_attention": int(bool(notes)),
+		"error": "\n".join(notes) or None,
+		"response": {"sales_order": so.name, "grand_total": str(grand_total)},
+	}
+
+
+def create_sales_order(order: OrderIn, log_name: str) -> str:
+	settings = get_settings()
+	customer = ensure_customer(order.customer)
+	billing = ensure_address(customer, order.billing_address, "Billing")
+	shipping = (
+		ensure_address(customer, order.shipping_address, "Shipping") if order.shipping_address else billing
+	)
+	date = getdate(get_datetime(order.created_at)) if order.created_at else getdate()
+
+	items, folded_discount = [], Decimal("0")
+	for position, line in enumerate(order.lines, start=1):
+		item_code = resolve_item(line.sku, position)
+		row = {
+			"item_code": item_code,
+			"qty": float(line.qty),
+			"delivery_date": date,
+			"warehouse": settings.order_warehouse,
+			"ecommerce_line_id": line.line_id,
+		}
+		per_unit = line.discount / line.qty
+		if per_unit == per_unit.quantize(CENT):
+			row.update(price_list_rate=float(line.unit_price), discount_amount=float(per_unit))
+			row["rate"] = float(line.unit_price - per_unit)
+		else:
+			# A discount that does not split into whole cents per unit is kept exact at order level.
+			row.update(price_list_rate=float(line.unit_price), rate=float(line.unit_price))
+			folded_discount += line.discount
+		if line.shipping_address:
+			row["ecommerce_shipping_address"] = ensure_address(customer, line.shipping_address, "Shipping")
+		items.append(row)
+
+	taxes = []
+	if order.shipping and order.shipping.amount:
+		label = _("Shipping") + (f": {order.shipping.method}" if order.shipping.method else "")
+		if settings.shipping_mode == "Item":
+			items.append(
+				{
+					"item_code": settings.shipping_item,
+					"qty": 1,
+					"rate": float(order.shipping.amount),
+					"price_list_rate": float(order.shipping.amount),
+					"delivery_date": date,
+					"description": label,
+				}
+			)
+		else:
+			taxes.append(_actual_charge(settings.shipping_account, label, order.shipping.amount))
+	tax_accounts = {row.tax_code.casefold(): row.account for row in settings.tax_accounts}
+	for tax in order.taxes:
+		account = tax_accounts.get(tax.code.casefold())
+		if not account:
+			raise BridgeError(
+				_(
+					"Tax code {0} has no account in Ecommerce Bridge Settings > Tax Accounts. Map it, then retry."
+				).format(frappe.bold(tax.code))
+			)
+		taxes.append(_actual_charge(account, tax.description or tax.code, tax.amount))
+
+	so = frappe.get_doc(
+		{
+			"doctype": "Sales Order",
+			"naming_series": settings.order_naming_series or None,
+			"company": settings.company,
+			"customer": customer,
+			"order_type": "Sales",
+			"transaction_date": date,
+			"delivery_date": date,
+			"currency": order.currency,
+			"selling_price_list": settings.price_list,
+			"ignore_pricing_rule": 1,
+			"disable_rounded_total": 1,
+			"po_no": order.order_id,
+			"ecommerce_order_id": order.order_id,
+			"ecommerce_sync_log": log_name,
+			"customer_address": billing,
+			"shipping_address_name": shipping,
+			"set_warehouse": settings.order_warehouse,
+			"items": items,
+			"taxes": taxes,
+			"apply_discount_on": "Net Total",
+			"discount_amount": float(order.discount_total + folded_discount),
+		}
+	)
+	frappe.db.savepoint("ecommerce_order")
+	try:
+		so.insert(ignore_permissions=True)
+	except (frappe.UniqueValidationError, frappe.DuplicateEntryError):
+		# The unique storefront order id: someone else made this order first.
+		frappe.db.rollback(save_point="ecommerce_order")
+		frappe.clear_messages()
+		existing = frappe.db.get_value(
+			"Sales Order", {"ecommerce_order_id": order.order_id}, "name", for_update=True
+		)
+		if existing:
+			return existing
+		raise
+	so.submit()
+	return so.name
+
+
+def _actual_charge(account: str, description: str, amount: Decimal) -> dict:
+	return {
+		"charge_type": "Actual",
+		"account_head": account,
+		"description": description,
+		"tax_amount": float(amount),
+	}
+
+
+def resolve_item(sku: str, position: int) -> str:
+	"""The one enabled Item whose code normalises like ``sku``, or a BridgeError naming the SKU."""
+	matches = frappe.get_all(
+		"Item",
+		filters={"ecommerce_sku_key": normalize_sku(sku)},
+		fields=["name", "disabled"],
+		order_by="name",
+	)
+	if not matches:
+		raise UnknownSku(
+			_(
+				"Line {0}: SKU {1} matches no Item. Create the Item (or correct its code), then retry this log."
+			).format(position, frappe.bold(sku))
+		)
+	if len(matches) > 1:
+		raise UnknownSku(
+			_(
+				"Line {0}: SKU {1} matches several Items ({2}). Rename all but one, then retry this log."
+			).format(position, frappe.bold(sku), ", ".join(m.name for m in matches))
+		)
+	if matches[0].disabled:
+		raise UnknownSku(
+			_("Line {0}: SKU {1} is Item {2}, which is disabled. Enable it, then retry this log.").format(
+				position, frappe.bold(sku), matches[0].name
+			)
+		)
+	return matches[0].name
+
+
+def record_payment(so, order: OrderIn) -> list[str]:
+	"""An advance Payment Entry against the Sales Order, once (its key is a unique index)."""
+	from erpnext.accounts.doctype.payment_entry.payment_entry import get_payment_entry
+
+	payment = order.payment
+	key = f"{order_key(order.order_id)}:payment"
+	if frappe.db.exists("Payment Entry", {"ecommerce_payment_key": key, "docstatus": ("<", 2)}):
+		return []
+	mapping = next(
+		(
+			row
+			for row in get_settings().payment_accounts
+			if row.gateway.casefold() == payment.gateway.casefold()
+		),
+		None,
+	)
+	if not mapping:
+		return [
+			_(
+				"Paid through {0}, which has no account in Ecommerce Bridge Settings > Payment Gateway Accounts: "
+				"record the payment by hand or map the gateway and retry."
+			).format(payment.gateway)
+		]
+	amount = float(payment.amount) if payment.amount is not None else so.grand_total
+	pe = get_payment_entry("Sales Order", so.name, party_amount=amount, bank_account=mapping.account)
+	pe.update(
+		{
+			"mode_of_payment": mapping.mode_of_payment,
+			"reference_no": payment.transaction_id,
+			"reference_date": so.transaction_date,
+			"ecommerce_payment_key": key,
+			"remarks": _("Storefront order {0} paid through {1}, transaction {2}").format(
+				order.order_id, payment.gateway, payment.transaction_id
+			),
+		}
+	)
+	pe.flags.ignore_permissions = True
+	pe.insert()
+	pe.submit()
+	return []
+
+
+# ---- cancellation -------------------------------------------------------------------------------
+
+
+def process_cancel(log_name: str) -> None:
+	run_logged(log_name, _process_cancel)
+
+
+def _process_cancel(payload: dict, log_name: str) -> dict:
+	request = OrderCancel.model_validate(payload)
+	so_name = frappe.db.get_value("Sales Order", {"ecommerce_order_id": request.order_id}, "name")
+	if not so_name:
+		order_log = frappe.db.get_value(LOG, {"idempotency_key": order_key(request.order_id)}, "status")
+		if order_log in ("Queued", "Processing", "Failed"):
+			raise BridgeError(_("The order is not created yet; the cancellation is retried after it."))
+		return {
+			"status": "Skipped",
+			"error": _("No Sales Order exists for storefront order {0}.").format(request.order_id),
+		}
+	so = frappe.get_doc("Sales Order", so_name)
+	reference = {"reference_doctype": "Sales Order", "reference_name": so.name}
+	if so.docstatus == 2:
+		return reference
+	if so.per_delivered or so.per_billed:
+		return {
+			**reference,
+			"status": "Failed",
+			"needs_attention": 1,
+			"next_retry_at": None,
+			"error": _(
+				"Sales Order {0} is already {1}% delivered and {2}% invoiced, so it was not cancelled. "
+				"Make a Sales Return against the Delivery Note and a Credit Note against the invoice, "
+				"and refund the customer."
+			).format(so.name, so.per_delivered, so.per_billed),
+		}
+	so.flags.ignore_permissions = True
+	so.add_comment(
+		"Comment", _("Cancelled by the storefront: {0}").format(request.reason or _("no reason given"))
+	)
+	so.cancel()
+	return reference
+
+
+# ---- scheduled --------------------------------------------------------------------------------------
+
+
+JOBS = {
+	"Order": "ecommerce_bridge.inbound.order.process_order",
+	"Order Cancel": "ecommerce_bridge.inbound.order.process_cancel",
+	"Customer": "ecommerce_bridge.inbound.order.process_customer",
+}
+
+
+def process_customer(log_name: str) -> None:
+	"""Retry of a sign-up or profile change that failed in its request."""
+	from ecommerce_bridge.contract.models import CustomerUpsert
+	from ecommerce_bridge.inbound.customer import upsert_customer
+
+	def work(payload, log_name):
+		customer = upsert_customer(CustomerUpsert.model_validate(payload))
+		return {"reference_doctype": "Customer", "reference_name": customer}
+
+	run_logged(log_name, work)
+
+
+def enqueue_log(log_name: str, entity: str, after_commit: bool = True) -> None:
+	frappe.enqueue(JOBS[entity], queue="short", log_name=log_name, enqueue_after_commit=after_commit)
+
+
+def retry_due() -> int:
+	"""Re-queue inbound work whose retry time has come, and work a crashed worker left in Processing."""
+	now = now_datetime()
+	due = frappe.get_all(
+		LOG,
+		filters={
+			"direction": "Inbound",
+			"entity": ("in", list(JOBS)),
+			"status": "Failed",
+			"next_retry_at": ("<=", now),
+		},
+		fields=["name", "entity"],
+		limit=500,
+	)
+	stuck = frappe.get_all(
+		LOG,
+		filters={
+			"direction": "Inbound",
+			"entity": ("in", list(JOBS)),
+			"status": "Processing",
+			"modified": ("<", now - STALE_PROCESSING),
+		},
+		fields=["name", "entity"],
+		limit=500,
+	)
+	for row in stuck:
+		frappe.db.set_value(LOG, row.name, "status", "Failed", update_modified=False)
+	for row in due + stuck:
+		frappe.db.set_value(LOG, row.name, "next_retry_at", None, update_modified=False)
+		enqueue_log(row.name, row.entity)
+	return len(due) + len(stuck)
+
+
+def fetch_missed_orders() -> int:
+	"""Ask the storefront for orders changed since the watermark and ingest any we never received."""
+	if not pillar_enabled("orders"):
+		return 0
+	settings = get_settings()
+	started = now_datetime()
+	since = get_datetime(settings.order_watermark or add_to_date(started, days=-1)) - ORDER_CATCH_UP_OVERLAP
+	client = make_client()
+	added, cursor = 0, None
+	while True:
+		params = {"updated_since": since.isoformat(), "limit": 200}
+		if cursor:
+			params["cursor"] = cursor
+		page = client.get("/v1/orders", params=params)
+		for payload in page.get("orders") or []:
+			added += ingest_from_catch_up(payload)
+		cursor = page.get("next_cursor")
+		if not cursor:
+			break
+	frappe.db.set_single_value(SETTINGS, "order_watermark", started, update_modified=False)
+	frappe.db.commit()
+	return added
+
+
+def ingest_from_catch_up(payload: dict) -> int:
+	order_id = str(payload.get("order_id") or "")
+	if not order_id or frappe.db.exists(LOG, {"idempotency_key": order_key(order_id)}):
+		return 0
+	frappe.db.savepoint("ecommerce_catch_up")
+	try:
+		log = new_log(
+			"Inbound",
+			"Order",
+			request_payload=payload,
+			storefront_id=order_id,
+			idempotency_key=order_key(order_id),
+		)
+	except frappe.UniqueValidationError:
+		frappe.db.rollback(save_point="ecommerce_catch_up")
+		frappe.clear_messages()
+		return 0
+	enqueue_log(log.name, "Order")
+	return 1

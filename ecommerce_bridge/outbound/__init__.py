@@ -1,0 +1,1 @@
+"""ERPNext → storefront: capture changes into the outbox, push them in background jobs."""
