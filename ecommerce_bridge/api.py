@@ -133,9 +133,13 @@ def _log_once(entity: str, key: str, body: bytes, storefront_id: str) -> dict:
 	except (frappe.UniqueValidationError, frappe.DuplicateEntryError):
 		frappe.db.rollback(save_point="ecommerce_ingest")
 		frappe.clear_messages()
-		existing = frappe.db.get_value(
-			LOG, {"idempotency_key": key}, ["name", "status", "reference_name"], as_dict=True, for_update=True
-		)
+		# The failed insert left a shared lock on the key; a shared read of the latest committed row
+		# keeps it that way (an exclusive read here would deadlock with the other duplicates).
+		existing = frappe.db.sql(
+			f"select name, status, reference_name from `tab{LOG}` where idempotency_key = %s lock in share mode",
+			key,
+			as_dict=True,
+		)[0]
 		return _reply(
 			200, log=existing.name, status=existing.status, reference=existing.reference_name, duplicate=True
 		)

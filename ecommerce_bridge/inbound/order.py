@@ -11,12 +11,13 @@ storefront's total to the cent; a difference is flagged for an accountant.
 
 import json
 import time
-from datetime import timedelta
+from datetime import timedelta, timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import frappe
 from frappe import _
-from frappe.utils import add_to_date, get_datetime, getdate, now_datetime
+from frappe.utils import add_to_date, get_datetime, get_system_timezone, getdate, now_datetime
 
 from ecommerce_bridge.contract.models import OrderCancel, OrderIn
 from ecommerce_bridge.inbound.customer import ensure_address, ensure_customer
@@ -395,7 +396,7 @@ def fetch_missed_orders() -> int:
 	client = make_client()
 	added, cursor = 0, None
 	while True:
-		params = {"updated_since": since.isoformat(), "limit": 200}
+		params = {"updated_since": as_utc(since).isoformat(), "limit": 200}
 		if cursor:
 			params["cursor"] = cursor
 		page = client.get("/v1/orders", params=params)
@@ -407,6 +408,11 @@ def fetch_missed_orders() -> int:
 	frappe.db.set_single_value(SETTINGS, "order_watermark", started, update_modified=False)
 	frappe.db.commit()
 	return added
+
+
+def as_utc(moment):
+	"""Frappe keeps naive datetimes in the system time zone; the storefront is told UTC, explicitly."""
+	return moment.replace(tzinfo=ZoneInfo(get_system_timezone())).astimezone(timezone.utc)
 
 
 def ingest_from_catch_up(payload: dict) -> int:

@@ -6,6 +6,7 @@ background jobs they queue are run by an RQ worker; the documents are real ERPNe
 
 import threading
 import time
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import frappe
@@ -40,6 +41,7 @@ class OrderCase(FrappeTestCase):
 	def ingest(self, payload, expect=202):
 		response = self.web.call(INGEST, payload)
 		self.assertEqual(response.status_code, expect, response.text[:1000])
+		frappe.db.commit()  # end this test's snapshot, so it sees what the request committed
 		return response.json().get("message") or response.json()
 
 	def checkout(self, payload):
@@ -231,7 +233,6 @@ class TestTheDoor(OrderCase):
 
 	def test_a_missing_wrong_or_replayed_signature_gets_401_and_creates_nothing(self):
 		payload = utils.order_payload([(self.sku, 1, 20)])
-		before = frappe.db.count("Ecommerce Sync Log")
 		body = frappe.as_json(payload, indent=None).encode()
 		cases = {
 			"missing": {},
@@ -248,8 +249,9 @@ class TestTheDoor(OrderCase):
 			)
 			self.assertEqual(response.status_code, 401, case)
 			self.assertNotIn(utils.SECRET, response.text)
-		frappe.db.rollback()
-		self.assertEqual(frappe.db.count("Ecommerce Sync Log"), before)
+		frappe.db.commit()
+		self.assertFalse(frappe.db.exists("Ecommerce Sync Log", {"storefront_id": payload["order_id"]}))
+		self.assertEqual(self.sales_orders(payload["order_id"]), [])
 
 	def test_get_is_not_allowed(self):
 		response = self.web.call(INGEST, None, http="GET")
@@ -269,14 +271,21 @@ class TestTheDoor(OrderCase):
 		self.assertEqual(self.sales_orders(payload["order_id"]), [])
 
 	def test_a_body_that_is_not_json_gets_400_and_is_kept(self):
+		# Sent as text/plain: Frappe itself answers a broken application/json body before any app code.
 		body = b"{this is not json"
+		before = frappe.db.count("Ecommerce Sync Log")
 		response = utils.requests.post(
 			f"{self.web.url}/api/method/{INGEST}",
 			data=body,
-			headers={SIGNATURE_HEADER: sign(utils.SECRET, body), "Content-Type": "application/json"},
+			headers={SIGNATURE_HEADER: sign(utils.SECRET, body), "Content-Type": "text/plain"},
 			timeout=60,
 		)
 		self.assertEqual(response.status_code, 400, response.text[:300])
+		self.assertIn("not valid JSON", response.text)
+		frappe.db.commit()
+		log = frappe.get_doc("Ecommerce Sync Log", response.json()["message"]["log"])
+		self.assertEqual((log.status, log.request_payload), ("Failed", body.decode()))
+		self.assertEqual(frappe.db.count("Ecommerce Sync Log"), before + 1)
 
 	def test_an_unknown_country_is_refused_naming_the_field(self):
 		payload = utils.order_payload([(self.sku, 1, 20)], billing_address=utils.address(country="QQ"))
@@ -294,17 +303,19 @@ class TestTheDoor(OrderCase):
 
 	def test_five_concurrent_deliveries_of_one_order_make_one_sales_order(self):
 		payload = utils.order_payload([(self.sku, 1, 20)])
-		codes = []
+		codes, texts = [], []
 
 		def deliver():
-			codes.append(self.web.call(INGEST, payload).status_code)
+			response = self.web.call(INGEST, payload)
+			codes.append(response.status_code)
+			texts.append(response.text[:3000])
 
 		threads = [threading.Thread(target=deliver) for _ in range(5)]
 		for thread in threads:
 			thread.start()
 		for thread in threads:
 			thread.join()
-		self.assertEqual(sorted(codes), [200, 200, 200, 200, 202])
+		self.assertEqual(sorted(codes), [200, 200, 200, 200, 202], texts)
 		utils.run_queued_jobs()
 		frappe.db.rollback()
 		self.assertEqual(
@@ -324,7 +335,7 @@ class TestTheDoor(OrderCase):
 
 	def test_an_order_missed_by_the_webhook_is_fetched_by_the_catch_up_once(self):
 		payload = utils.order_payload([(self.sku, 1, 20)])
-		self.storefront.add_order({**payload, "updated_at": payload["created_at"]})
+		self.storefront.add_order({**payload, "updated_at": datetime.now(timezone.utc).isoformat()})
 		self.assertEqual(fetch_missed_orders(), 1)
 		utils.run_queued_jobs()
 		self.assertEqual(len(self.sales_orders(payload["order_id"])), 1)

@@ -232,10 +232,15 @@ def run_queued_jobs(queues=("short", "default", "long")) -> None:
 	"""Run every queued job with an RQ worker in its own thread, as a bench worker would."""
 	from frappe.utils.background_jobs import get_queue, get_redis_conn
 	from rq import SimpleWorker
+	from rq.timeouts import TimerDeathPenalty
 
 	class ThreadWorker(SimpleWorker):
+		"""Signals belong to the main thread; this worker lives in another, so its timeouts use a timer."""
+
+		death_penalty_class = TimerDeathPenalty
+
 		def _install_signal_handlers(self):
-			"""Signals belong to the main thread; this worker lives in another."""
+			pass
 
 	frappe.db.commit()
 	connection = get_redis_conn()
