@@ -15,9 +15,9 @@ from pydantic import BaseModel, ValidationError
 from ecommerce_bridge.contract.models import CustomerUpsert, OrderCancel, OrderIn, describe_errors
 from ecommerce_bridge.contract.signing import SIGNATURE_HEADER, SignatureError, verify
 from ecommerce_bridge.inbound.customer import AmbiguousCustomer, UnknownCountry, country_name
-from ecommerce_bridge.inbound.order import enqueue_log, order_key
+from ecommerce_bridge.inbound.order import enqueue_log, order_key, run_with_retries
 from ecommerce_bridge.settings import get_settings, pillar_enabled, signing_secret
-from ecommerce_bridge.sync_log import LOG, new_log, plain_error, record_failure
+from ecommerce_bridge.sync_log import LOG, TRANSACTION_LOST, new_log, plain_error, record_failure
 
 MAX_BODY_BYTES = 1024 * 1024
 JUNK_PER_MINUTE = 60
@@ -174,7 +174,7 @@ def cancel_order() -> dict:
 @frappe.whitelist(allow_guest=True, methods=["POST"])
 @rate_limit(limit=_inbound_rate_limit, seconds=60)
 def upsert_customer() -> dict:
-	"""A sign-up or profile change. Applied at once (it is small), in the same transaction as its log."""
+	"""A sign-up or profile change: logged and committed, then applied at once (it is small)."""
 	from ecommerce_bridge.inbound.customer import upsert_customer as apply
 
 	body = _verified_body()
@@ -183,18 +183,19 @@ def upsert_customer() -> dict:
 	if rejection:
 		return rejection
 	log = new_log("Inbound", "Customer", status="Processing", request_payload=body, storefront_id=payload.id)
-	frappe.db.savepoint("ecommerce_customer_upsert")
+	frappe.db.commit()  # durable first: the payload is kept whatever happens next
 	try:
-		customer = apply(payload)
+		customer = run_with_retries(lambda: apply(payload), payload.email)
 	except Exception as exc:
 		# The payload stays in the log: ambiguity waits for a person, anything else is retried.
-		frappe.db.rollback(save_point="ecommerce_customer_upsert")
+		frappe.db.rollback()
 		frappe.clear_messages()
-		frappe.db.set_value(LOG, log.name, "attempts", 1)
 		record_failure(log.name, exc, attempts=1)
-		return _reply(
-			409 if isinstance(exc, AmbiguousCustomer) else 500, error=plain_error(exc), log=log.name
+		frappe.db.set_value(LOG, log.name, "attempts", 1)
+		status = (
+			409 if isinstance(exc, AmbiguousCustomer) else 503 if isinstance(exc, TRANSACTION_LOST) else 500
 		)
+		return _reply(status, error=plain_error(exc), log=log.name)
 	frappe.db.set_value(
 		LOG, log.name, {"status": "Success", "reference_doctype": "Customer", "reference_name": customer}
 	)

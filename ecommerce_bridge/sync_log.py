@@ -15,6 +15,10 @@ RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 3600
 
 
+# The database rolled the whole transaction back (deadlock victim, lock wait timeout): run it again.
+TRANSACTION_LOST = (frappe.QueryDeadlockError, frappe.QueryTimeoutError)
+
+
 class BridgeError(frappe.ValidationError):
 	"""A failure whose message is written for the accountant who must act on it."""
 

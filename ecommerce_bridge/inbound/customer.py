@@ -11,12 +11,16 @@ The matching rule (also in the README):
 Both keys are unique indexes in the database, so two concurrent sign-ups with one e-mail make one Customer.
 """
 
+import hashlib
+
 import frappe
 from frappe import _
 
 from ecommerce_bridge.contract.models import Address, CustomerIn, CustomerUpsert
 from ecommerce_bridge.settings import get_settings, pillar_enabled
 from ecommerce_bridge.sync_log import BridgeError, NeedsPerson
+
+SHOPPER_LOCK_SECONDS = 30
 
 
 class AmbiguousCustomer(NeedsPerson):
@@ -47,8 +51,32 @@ def _find(field: str, value: str | None) -> dict | None:
 	)
 
 
+def hold_shopper(email: str) -> None:
+	"""Serialise work on one shopper across requests, workers and machines until this transaction ends.
+
+	A MariaDB named lock (held by the connection, released after commit or rollback): the second of two
+	concurrent sign-ups with one e-mail waits, then finds the Customer the first one made.
+	"""
+	key = "ecommerce_bridge:shopper:" + hashlib.sha1(email.encode()).hexdigest()[:32]
+	held = frappe.local.flags.setdefault("ecommerce_shopper_locks", set())
+	if key in held:
+		return
+	if not frappe.db.sql("select get_lock(%s, %s)", (key, SHOPPER_LOCK_SECONDS))[0][0]:
+		raise frappe.QueryTimeoutError(f"another request holds shopper {email} for too long")
+	held.add(key)
+
+	def release():
+		if key in held:
+			held.discard(key)
+			frappe.db.sql("select release_lock(%s)", key)
+
+	frappe.db.after_commit.add(release)
+	frappe.db.after_rollback.add(release)
+
+
 def ensure_customer(shopper: CustomerIn) -> str:
 	"""The Customer for ``shopper``, created or linked per the matching rule. Raises AmbiguousCustomer."""
+	hold_shopper(shopper.email)
 	by_id = _find("ecommerce_customer_id", shopper.id)
 	if by_id:
 		if by_id.ecommerce_email != shopper.email:
@@ -117,7 +145,10 @@ def update_contact(customer: str, shopper: CustomerIn) -> None:
 	contact = frappe.get_doc("Contact", contact_name)
 	changed = False
 	if shopper.phone and shopper.phone not in {row.phone for row in contact.phone_nos}:
-		contact.add_phone(shopper.phone, is_primary_mobile_no=True)
+		# The storefront's number becomes the one to call; older numbers stay on the Contact.
+		for row in contact.phone_nos:
+			row.is_primary_mobile_no = row.is_primary_phone = 0
+		contact.add_phone(shopper.phone, is_primary_mobile_no=True, is_primary_phone=True)
 		changed = True
 	if shopper.first_name and contact.first_name != shopper.first_name:
 		contact.first_name, contact.last_name, changed = shopper.first_name, shopper.last_name, True

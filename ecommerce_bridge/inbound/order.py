@@ -10,6 +10,7 @@ storefront's total to the cent; a difference is flagged for an accountant.
 """
 
 import json
+import random
 import time
 from datetime import timedelta, timezone
 from decimal import Decimal
@@ -19,11 +20,18 @@ import frappe
 from frappe import _
 from frappe.utils import add_to_date, get_datetime, get_system_timezone, getdate, now_datetime
 
-from ecommerce_bridge.contract.models import OrderCancel, OrderIn
-from ecommerce_bridge.inbound.customer import ensure_address, ensure_customer
+from ecommerce_bridge.contract.models import OrderCancel, OrderIn, normalize_email
+from ecommerce_bridge.inbound.customer import ensure_address, ensure_customer, hold_shopper
 from ecommerce_bridge.settings import SETTINGS, get_settings, make_client, pillar_enabled
 from ecommerce_bridge.skus import normalize_sku
-from ecommerce_bridge.sync_log import LOG, BridgeError, new_log, record_failure, update_log
+from ecommerce_bridge.sync_log import (
+	LOG,
+	TRANSACTION_LOST,
+	BridgeError,
+	new_log,
+	record_failure,
+	update_log,
+)
 
 STALE_PROCESSING = timedelta(minutes=10)
 ORDER_CATCH_UP_OVERLAP = timedelta(minutes=10)
@@ -45,7 +53,9 @@ def run_logged(log_name: str, work) -> None:
 	"""Claim a Queued/Failed inbound log, run ``work(payload, log_name)`` and record the outcome.
 
 	The claim is committed first, so two workers never process one log, and a crash leaves the row
-	in Processing where ``retry_due`` finds it again.
+	in Processing where ``retry_due`` finds it again. The work runs in a fresh transaction that starts
+	by holding the shopper (see ``hold_shopper``), so it sees what an earlier request for the same
+	shopper committed.
 	"""
 	frappe.db.sql(
 		f"""update `tab{LOG}` set status = 'Processing', attempts = attempts + 1, modified = %s
@@ -56,14 +66,15 @@ def run_logged(log_name: str, work) -> None:
 		frappe.db.rollback()
 		return
 	frappe.db.commit()
-	attempts = frappe.db.get_value(LOG, log_name, "attempts")
+	attempts, raw = frappe.db.get_value(LOG, log_name, ["attempts", "request_payload"])
 	started = time.monotonic()
 	frappe.set_user("Administrator")
 	frappe.flags.ecommerce_inbound = True
 	try:
-		payload = json.loads(frappe.db.get_value(LOG, log_name, "request_payload"))
+		payload = json.loads(raw)
+		frappe.db.commit()
 		fields = {"status": "Success", "error": None, "traceback": None, "next_retry_at": None}
-		fields.update(work(payload, log_name) or {})
+		fields.update(run_with_retries(lambda: work(payload, log_name), shopper_email(payload)) or {})
 		fields["duration_ms"] = int((time.monotonic() - started) * 1000)
 		update_log(log_name, **fields)
 		frappe.db.commit()
@@ -74,6 +85,30 @@ def run_logged(log_name: str, work) -> None:
 		frappe.db.commit()
 	finally:
 		frappe.flags.ecommerce_inbound = False
+
+
+def shopper_email(payload) -> str | None:
+	"""The normalised e-mail of the shopper an inbound payload concerns (orders and sign-ups)."""
+	if not isinstance(payload, dict):
+		return None
+	customer = payload.get("customer") if isinstance(payload.get("customer"), dict) else payload
+	return normalize_email(str(customer.get("email") or "")) or None
+
+
+def run_with_retries(work, email: str | None = None, attempts: int = 3):
+	"""Run ``work`` in the current (fresh) transaction, holding the shopper first; run it again when
+	InnoDB rolled the transaction back as a deadlock victim."""
+	for attempt in range(1, attempts + 1):
+		if email:
+			hold_shopper(email)
+		try:
+			return work()
+		except TRANSACTION_LOST:
+			if attempt == attempts:
+				raise
+			frappe.db.rollback()
+			frappe.clear_messages()
+			time.sleep(random.uniform(0.02, 0.1) * attempt)
 
 
 def process_order(log_name: str) -> None:

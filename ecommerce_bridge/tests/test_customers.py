@@ -108,10 +108,12 @@ class TestCustomers(FrappeTestCase):
 	def test_concurrent_signups_with_one_email_make_one_customer(self):
 		email = self.email()
 		storefront_id = "c-race-" + frappe.generate_hash(length=6)
-		codes = []
+		codes, texts = [], []
 
 		def send():
-			codes.append(self.web.call(UPSERT, signup(email, storefront_id=storefront_id)).status_code)
+			response = self.web.call(UPSERT, signup(email, storefront_id=storefront_id))
+			codes.append(response.status_code)
+			texts.append(response.text[:500])
 
 		threads = [threading.Thread(target=send) for _ in range(4)]
 		for thread in threads:
@@ -119,7 +121,7 @@ class TestCustomers(FrappeTestCase):
 		for thread in threads:
 			thread.join()
 		frappe.db.rollback()
-		self.assertEqual(codes, [200] * 4)
+		self.assertEqual(codes, [200] * 4, texts)
 		self.assertEqual(len(self.customers_with(email)), 1)
 
 	def test_two_storefront_accounts_with_one_email_are_held_for_a_person(self):
