@@ -20,6 +20,7 @@ from ecommerce_bridge.settings import SETTINGS, get_settings, pillar_enabled, pu
 from ecommerce_bridge.skus import normalize_sku
 
 OUTBOX = "tabEcommerce Outbox"
+FLUSH_JOB = "ecommerce_bridge:flush_outbox"
 CATCH_UP_OVERLAP = timedelta(minutes=2)
 # A push that read its values less than this long after a Bin changed may have missed an uncommitted
 # change (a long ERPNext transaction); the catch-up sends such SKUs again.
@@ -62,11 +63,20 @@ def enqueue_flush_after_commit() -> None:
 
 
 def _enqueue_flush() -> None:
+	"""One queued flush at a time. While one runs, one more is queued to follow it: a change committed
+	just as the running flush finds nothing left would otherwise wait for the scheduled catch-up."""
+	from frappe.utils.background_jobs import get_job_status
+	from rq.job import JobStatus
+
+	job_id = FLUSH_JOB
+	if get_job_status(FLUSH_JOB) == JobStatus.STARTED:
+		job_id = f"{FLUSH_JOB}:next"
 	frappe.enqueue(
 		"ecommerce_bridge.outbound.push.flush_outbox",
 		queue="short",
-		job_id="ecommerce_bridge:flush_outbox",
+		job_id=job_id,
 		deduplicate=True,
+		settle=True,
 	)
 
 
@@ -167,7 +177,12 @@ def stock_catch_up() -> int:
 
 
 def record_everything() -> int:
-	"""Mark every published Item and its stock as changed: the start of a full resync."""
+	"""Mark every published Item and its stock as changed: the start of a full resync.
+
+	A person asked for it now, so rows waiting out a retry backoff go too (rows leased by a running push
+	keep their lease).
+	"""
+	frappe.db.sql(f"update `{OUTBOX}` set claimed_until = null where claim_token is null")
 	codes = frappe.get_all("Item", filters={"ecommerce_publish": 1}, pluck="name", order_by="name")
 	for start in range(0, len(codes), 1000):
 		chunk = codes[start : start + 1000]

@@ -20,16 +20,25 @@ from ecommerce_bridge.sync_log import new_log
 
 LEASE = timedelta(minutes=2)
 MAX_ROUNDS = 200
+# A burst of movements (a Black-Friday minute, a 100-line receipt posted line by line) is pushed once.
+QUIET_SECONDS = 0.3
+LONGEST_SETTLE_SECONDS = 1.0
 PATHS = {"Item": "/v1/products/batch", "Stock": "/v1/inventory/batch", "Customer": "/v1/customers/batch"}
 BODY_KEYS = {"Item": "products", "Stock": "items", "Customer": "customers"}
 
 
-def flush_outbox(max_rounds: int = MAX_ROUNDS, progress=None) -> int:
-	"""Push pending changes until none is left (or the storefront fails). Returns rows pushed."""
+def flush_outbox(max_rounds: int = MAX_ROUNDS, progress=None, settle: bool = False) -> int:
+	"""Push pending changes until none is left (or the storefront fails). Returns rows pushed.
+
+	``settle`` (the job enqueued after a commit) first lets a burst of changes land; it starts a new
+	transaction, so it is only for a job's own connection.
+	"""
 	settings = get_settings()
 	if not settings.enabled or not settings.storefront_url:
 		return 0
 	client = make_client()
+	if settle:
+		wait_for_quiet()
 	pushed = 0
 	for _ in range(max_rounds):
 		batch = claim_batch(settings.push_batch_size or 200)
@@ -42,6 +51,23 @@ def flush_outbox(max_rounds: int = MAX_ROUNDS, progress=None) -> int:
 		if stop:
 			break
 	return pushed
+
+
+def wait_for_quiet(quiet: float = QUIET_SECONDS, longest: float = LONGEST_SETTLE_SECONDS) -> None:
+	"""Let a burst of changes land before pushing, so that it costs one call instead of one per change.
+
+	Waits until no change is newer than ``quiet`` seconds, and never longer than ``longest`` seconds.
+	"""
+	deadline = time.monotonic() + longest
+	while time.monotonic() < deadline:
+		frappe.db.rollback()  # a fresh snapshot: see what other transactions committed meanwhile
+		newest = frappe.db.sql(f"select max(changed_at) from `{OUTBOX}` where pending = 1")[0][0]
+		if newest is None:
+			return
+		age = (now_datetime() - newest).total_seconds()
+		if age >= quiet:
+			return
+		time.sleep(max(0.0, min(quiet - age, deadline - time.monotonic())) + 0.01)
 
 
 def claim_batch(limit: int) -> list[dict]:

@@ -146,6 +146,49 @@ class TestVouchers(StockCase):
 		order.cancel()
 		self.assertEqual(self.published(), 10)
 
+	def test_a_pos_sale_lowers_the_storefront_at_once_and_not_again_at_the_closing(self):
+		from erpnext.accounts.doctype.pos_closing_entry.pos_closing_entry import (
+			make_closing_entry_from_opening,
+		)
+
+		self.receive(10)
+		self.assertEqual(self.published(), 10)
+		profile = _pos_profile()
+		opening = frappe.get_doc(
+			{
+				"doctype": "POS Opening Entry",
+				"pos_profile": profile,
+				"user": frappe.session.user,
+				"company": utils.company(),
+				"period_start_date": frappe.utils.now_datetime(),
+				"balance_details": [{"mode_of_payment": "Cash", "opening_amount": 0}],
+			}
+		)
+		opening.submit()
+		sale = frappe.get_doc(
+			{
+				"doctype": "POS Invoice",
+				"company": utils.company(),
+				"pos_profile": profile,
+				"customer": _customer(),
+				"is_pos": 1,
+				"update_stock": 1,
+				"items": [{"item_code": self.sku, "qty": 3, "rate": 10, "warehouse": utils.shop()}],
+				"payments": [{"mode_of_payment": "Cash", "amount": 30}],
+			}
+		)
+		sale.insert()
+		sale.submit()
+		self.assertEqual(self._actual_qty(), 10, "ERPNext has not moved the stock yet")
+		self.assertEqual(self.published(), 7, "the storefront drops at the sale")
+		closing = make_closing_entry_from_opening(opening)
+		closing.submit()
+		self.assertEqual(self._actual_qty(), 7, "the closing moved the stock")
+		self.assertEqual(self.published(), 7, "and the storefront does not drop twice")
+
+	def _actual_qty(self):
+		return frappe.db.get_value("Bin", {"item_code": self.sku, "warehouse": utils.shop()}, "actual_qty")
+
 	def test_never_below_zero(self):
 		self.receive(1)
 		order = frappe.get_doc(
@@ -165,15 +208,17 @@ class TestVouchers(StockCase):
 class TestCapture(StockCase):
 	def test_a_rolled_back_transaction_pushes_nothing(self):
 		frappe.db.commit()
+		row = f"Stock:{self.sku}"
 		calls = self.storefront.call_count(INVENTORY)
+		before = frappe.db.get_value("Ecommerce Outbox", row, ["version", "pending"])
 		self.receive(10)
-		self.assertTrue(frappe.db.exists("Ecommerce Outbox", f"Stock:{self.sku}"))
+		self.assertEqual(frappe.db.get_value("Ecommerce Outbox", row, "pending"), 1)
 		frappe.db.rollback()
 		utils.run_queued_jobs()
 		flush_outbox()
-		self.assertFalse(frappe.db.exists("Ecommerce Outbox", f"Stock:{self.sku}"))
+		self.assertEqual(frappe.db.get_value("Ecommerce Outbox", row, ["version", "pending"]), before)
 		self.assertEqual(self.storefront.call_count(INVENTORY), calls)
-		self.assertNotIn(self.sku, self.storefront.inventory)
+		self.assertEqual(self.storefront.inventory[self.sku]["qty"], 0)
 
 	def test_a_hundred_movements_coalesce_into_one_call_with_the_final_quantity(self):
 		frappe.db.commit()
@@ -204,6 +249,7 @@ class TestCapture(StockCase):
 	def test_the_storefront_down_for_a_while_then_up_ends_with_every_quantity_right(self):
 		others = [utils.make_item() for _ in range(3)]
 		frappe.db.commit()
+		started = frappe.utils.now_datetime()
 		self.storefront.set_down(503)
 		try:
 			for qty, sku in enumerate([self.sku, *others], start=2):
@@ -218,10 +264,10 @@ class TestCapture(StockCase):
 			)
 			failed = frappe.get_all(
 				"Ecommerce Sync Log",
-				filters={"direction": "Outbound", "entity": "Stock", "status": "Failed"},
-				limit=1,
+				filters={"direction": "Outbound", "status": "Failed", "creation": (">=", started)},
+				pluck="error",
 			)
-			self.assertTrue(failed)
+			self.assertIn("503", failed[0], "the failed push is in the Sync Log")
 		finally:
 			self.storefront.set_down(None)
 		# Time passes: the backoff and the circuit breaker's pause are over.
@@ -267,6 +313,27 @@ class TestProducts(StockCase):
 		self.assertEqual(renamed.get("description"), "Lovingly written copy")
 		self.assertEqual(frappe.db.get_value("Item", new_code, "ecommerce_sku_key"), new_code.lower())
 
+	def test_a_full_resync_from_the_settings_button_sends_the_catalogue_and_stock(self):
+		from ecommerce_bridge.ecommerce_bridge.doctype.ecommerce_bridge_settings.ecommerce_bridge_settings import (
+			start_full_resync,
+		)
+
+		self.receive(4)
+		hidden = utils.make_item(publish=0)
+		frappe.db.commit()
+		utils.run_queued_jobs()
+		self.storefront.reset()
+		start_full_resync()
+		frappe.db.commit()
+		utils.run_queued_jobs()
+		self.assertEqual(self.storefront.products[self.sku]["price"], "10.00")
+		self.assertEqual(self.storefront.inventory[self.sku]["qty"], 4)
+		self.assertNotIn(hidden, self.storefront.products)
+		published = frappe.db.count("Item", {"ecommerce_publish": 1})
+		self.assertEqual(len(self.storefront.products), published)
+		batch = frappe.db.get_single_value("Ecommerce Bridge Settings", "push_batch_size") or 200
+		self.assertLessEqual(self.storefront.call_count("/v1/products/batch"), -(-published // batch))
+
 	def test_an_unpublished_item_is_never_sent(self):
 		hidden = utils.make_item(publish=0)
 		utils.stock_entry("Material Receipt", hidden, 5, target=utils.shop())
@@ -292,3 +359,33 @@ def _customer():
 			"territory": frappe.get_all("Territory", filters={"is_group": 0}, pluck="name")[0],
 		},
 	)
+
+
+def _pos_profile():
+	name = f"EB POS {frappe.generate_hash(length=6)}"
+	abbr = utils.abbr()
+	cash = frappe.get_doc("Mode of Payment", "Cash")
+	if not any(row.company == utils.company() for row in cash.accounts):
+		cash.append("accounts", {"company": utils.company(), "default_account": f"Cash - {abbr}"})
+		cash.save(ignore_permissions=True)
+	frappe.get_doc(
+		{
+			"doctype": "POS Profile",
+			"name": name,
+			"__newname": name,
+			"company": utils.company(),
+			"currency": frappe.get_cached_value("Company", utils.company(), "default_currency"),
+			"warehouse": utils.shop(),
+			"selling_price_list": "Standard Selling",
+			"customer_group": frappe.get_all("Customer Group", filters={"is_group": 0}, pluck="name")[0],
+			"territory": frappe.get_all("Territory", filters={"is_group": 0}, pluck="name")[0],
+			"cost_center": f"Main - {abbr}",
+			"income_account": f"Sales - {abbr}",
+			"expense_account": f"Cost of Goods Sold - {abbr}",
+			"write_off_account": f"Write Off - {abbr}",
+			"write_off_cost_center": f"Main - {abbr}",
+			"update_stock": 1,
+			"payments": [{"mode_of_payment": "Cash", "default": 1}],
+		}
+	).insert(ignore_permissions=True)
+	return name
