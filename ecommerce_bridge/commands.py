@@ -122,6 +122,7 @@ def _configure_demo(url: str, secret: str) -> None:
 	for code, name, price, qty in DEMO_PRODUCTS:
 		if not frappe.db.exists("Item", code):
 			_make_demo_item(code, name, qty, stores, company)
+		frappe.db.set_value("Item", code, "ecommerce_publish", 1)  # a reinstall resets the field
 		# Kept apart: ERPNext's test setup deletes every Item Price, so a rerun may need it again.
 		if not frappe.db.exists("Item Price", {"item_code": code, "price_list": settings.price_list}):
 			frappe.get_doc(
