@@ -221,3 +221,18 @@ def order_status(order_id: str) -> dict:
 		"error": log.error,
 		"log": log.name,
 	}
+
+
+@frappe.whitelist(allow_guest=True, methods=["GET"])
+def health() -> dict:
+	"""For monitoring tools: queue depth, oldest pending change, last success per pillar, recent failures.
+
+	Signed like every storefront call (over the empty body), or called by a System Manager (for example
+	with Frappe token auth of a monitoring user)."""
+	from ecommerce_bridge.desk import health_report
+
+	if frappe.session.user == "Guest":
+		_verified_body()
+	else:
+		frappe.only_for("System Manager")
+	return health_report()

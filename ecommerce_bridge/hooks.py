@@ -54,7 +54,10 @@ scheduler_events = {
 			"ecommerce_bridge.outbound.capture.stock_catch_up",
 			"ecommerce_bridge.inbound.order.retry_due",
 		],
-		"*/5 * * * *": ["ecommerce_bridge.inbound.order.fetch_missed_orders"],
+		"*/5 * * * *": [
+			"ecommerce_bridge.inbound.order.fetch_missed_orders",
+			"ecommerce_bridge.alerts.send_alerts",
+		],
 	},
 }
 

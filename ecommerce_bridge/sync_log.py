@@ -6,6 +6,7 @@ import traceback
 from datetime import timedelta
 
 import frappe
+import pydantic
 from frappe.utils import now_datetime, strip_html
 
 from ecommerce_bridge.settings import get_settings
@@ -76,7 +77,8 @@ def next_retry(attempts: int):
 
 def record_failure(name: str, exc: BaseException, attempts: int, started: float | None = None) -> None:
 	"""Mark a log Failed with the reason, the traceback and when (if ever) it is retried."""
-	needs_person = isinstance(exc, NeedsPerson)
+	# A payload the contract refuses stays refused however often it is replayed.
+	needs_person = isinstance(exc, NeedsPerson | pydantic.ValidationError)
 	fields = {
 		"status": "Failed",
 		"error": plain_error(exc),

@@ -267,6 +267,17 @@ def test_orders_feed_filters_and_pages_oldest_first(call, storefront):
 	assert feed(call, updated_since="2024-06-01T00:00:00%2B00:00")["orders"] == []
 
 
+def test_catalogue_lists_every_product_by_sku_in_pages(call, storefront):
+	products(call, product("B", 1, name="Bee"), product("A", 1, name="Ay"), product("C", 1, deleted=True))
+	storefront.add_storefront_product("HAND-MADE", name="Made in the shop's back office")
+	first = call("GET", "/v1/products?limit=2").json()
+	assert [p["sku"] for p in first["products"]] == ["A", "B"]
+	rest = call("GET", f"/v1/products?limit=2&cursor={first['next_cursor']}").json()
+	assert [p["sku"] for p in rest["products"]] == ["HAND-MADE"]
+	assert rest["next_cursor"] is None
+	assert call("POST", "/v1/products", {}).status_code == 405
+
+
 def test_orders_feed_rejects_bad_parameters(call):
 	assert call("GET", "/v1/orders?updated_since=yesterday").status_code == 400
 	assert call("GET", "/v1/orders?limit=0").status_code == 400

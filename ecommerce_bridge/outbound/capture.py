@@ -11,7 +11,7 @@ until the POS closing) and Stock Reservation Entries, plus Bin ``on_change`` for
 scheduled ``Bin.modified`` watermark catch-up finds anything these miss.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import frappe
 from frappe.utils import get_datetime, now_datetime
@@ -28,6 +28,8 @@ READ_SAFETY_MARGIN_SECONDS = 60
 # A hook records its row moments before ERPNext touches the Bin in the same transaction; a Bin changed
 # later than this after the last recorded change was changed by something the hooks did not see.
 HOOK_TO_BIN_SECONDS = 2
+# Rows the storefront kept rejecting wait here until a person retries them or ERPNext changes them again.
+PARKED = datetime(9999, 12, 31)
 
 
 def record(entity: str, keys, previous_key: str | None = None) -> None:
@@ -50,6 +52,7 @@ def record(entity: str, keys, previous_key: str | None = None) -> None:
 		values {", ".join(rows)}
 		on duplicate key update version = version + 1, pending = 1, changed_at = values(changed_at),
 			modified = values(modified), attempts = 0, last_error = null,
+			claimed_until = if(claimed_until >= %(parked)s, null, claimed_until),
 			previous_key = coalesce(values(previous_key), previous_key)""",
 		values,
 	)

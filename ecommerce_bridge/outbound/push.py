@@ -13,10 +13,10 @@ from datetime import timedelta
 import frappe
 from frappe.utils import flt, now_datetime, nowdate
 
-from ecommerce_bridge.outbound.capture import OUTBOX, record_everything
+from ecommerce_bridge.outbound.capture import OUTBOX, PARKED, record_everything
 from ecommerce_bridge.outbound.client import CircuitOpenError, StorefrontError
 from ecommerce_bridge.settings import get_settings, make_client, pillar_enabled, published_warehouses
-from ecommerce_bridge.sync_log import new_log
+from ecommerce_bridge.sync_log import LOG, new_log
 
 LEASE = timedelta(minutes=2)
 MAX_ROUNDS = 200
@@ -108,7 +108,7 @@ def push_claimed(client, rows: list[dict]) -> tuple[int, bool]:
 	try:
 		answer = client.post(PATHS[entity], payload) if entries else {"results": []}
 	except StorefrontError as exc:
-		_release(rows, str(exc), retry_at=_retry_at(exc, rows))
+		retry_at = _release(rows, str(exc), retry_at=_retry_at(exc, rows))
 		new_log(
 			"Outbound",
 			entity,
@@ -118,6 +118,7 @@ def push_claimed(client, rows: list[dict]) -> tuple[int, bool]:
 			error=str(exc) + " " + frappe._("Nothing is lost: these changes stay queued and are sent again."),
 			duration_ms=_ms(started),
 			attempts=max(row.attempts for row in rows) + 1,
+			next_retry_at=retry_at,
 		)
 		frappe.db.commit()
 		return 0, True
@@ -129,9 +130,12 @@ def push_claimed(client, rows: list[dict]) -> tuple[int, bool]:
 	}
 	succeeded = [row for row in rows if row.record_key not in failed]
 	_complete(succeeded)
+	retry_at = None
 	if failed:
-		_release([row for row in rows if row.record_key in failed], "; ".join(failed.values()))
+		rejected = [row for row in rows if row.record_key in failed]
+		retry_at = _release(rejected, "; ".join(failed.values()), park_after=get_settings().max_attempts or 5)
 	if entries:
+		parked = retry_at is not None and retry_at >= PARKED
 		new_log(
 			"Outbound",
 			entity,
@@ -140,10 +144,30 @@ def push_claimed(client, rows: list[dict]) -> tuple[int, bool]:
 			response=answer,
 			error="\n".join(f"{key}: {message}" for key, message in failed.items()) or None,
 			duration_ms=_ms(started),
-			attempts=1,
+			attempts=max(row.attempts for row in rows) + 1 if failed else 1,
+			next_retry_at=None if parked else retry_at,
+			needs_attention=int(parked),
 		)
+	if succeeded:
+		resolve_earlier_failures(entity)
 	frappe.db.commit()
 	return len(succeeded), False
+
+
+def resolve_earlier_failures(entity: str) -> None:
+	"""Failed pushes of ``entity`` are history once nothing that failed is still waiting to go out."""
+	frappe.db.sql(
+		f"""update `tab{LOG}` set status = 'Success', next_retry_at = null,
+			error = concat(%(note)s, ifnull(error, ''))
+		where direction = 'Outbound' and entity = %(entity)s and status in ('Failed', 'Partial')
+			and needs_attention = 0
+			and not exists (select 1 from `{OUTBOX}` where entity = %(entity)s and pending = 1 and attempts > 0)""",
+		{
+			"entity": entity,
+			"note": frappe._("Sent later: every change in this batch has since reached the storefront.")
+			+ "\n",
+		},
+	)
 
 
 def _complete(rows) -> None:
@@ -159,11 +183,19 @@ def _complete(rows) -> None:
 	)
 
 
-def _release(rows, error: str, retry_at=None) -> None:
+def _release(rows, error: str, retry_at=None, park_after: int | None = None):
+	"""Give claimed rows back with a backoff; returns when they are tried again.
+
+	Rows the storefront rejected ``park_after`` times in a row are parked until a person retries them
+	(or ERPNext changes them again): sending the same data again will not change the answer. Rows that
+	did not get through (storefront down, timeouts) are never parked: they wait and go out when it answers.
+	"""
 	if not rows:
-		return
+		return None
 	attempts = max(row.attempts for row in rows) + 1
 	retry_at = retry_at or now_datetime() + timedelta(seconds=min(5 * 2**attempts, 900))
+	if park_after and attempts >= park_after:
+		retry_at = PARKED
 	frappe.db.sql(
 		f"""update `{OUTBOX}` set claimed_until = %(retry_at)s, claim_token = null,
 			attempts = attempts + 1, last_error = %(error)s
@@ -175,6 +207,7 @@ def _release(rows, error: str, retry_at=None) -> None:
 			"names": tuple(row.name for row in rows),
 		},
 	)
+	return retry_at
 
 
 def _retry_at(exc, rows):

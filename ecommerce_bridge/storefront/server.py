@@ -301,6 +301,16 @@ class _State:
 				"next_cursor": _encode_cursor(page[-1][0]) if more and page else None,
 			}
 
+	def catalogue(self, limit: int, cursor: str | None) -> dict:
+		"""The products the storefront sells, by SKU; the cursor is the last SKU of the previous page."""
+		with self.lock:
+			skus = sorted(sku for sku in self.products if cursor is None or sku > cursor)
+			page = skus[:limit]
+			return {
+				"products": [copy.deepcopy(self.products[sku]) for sku in page],
+				"next_cursor": page[-1] if len(skus) > limit and page else None,
+			}
+
 	# -- bookkeeping ----------------------------------------------------------------------------------
 
 	def record_call(self, method: str, path: str, count: int, status: int) -> None:
@@ -478,6 +488,11 @@ class _Handler(BaseHTTPRequestHandler):
 			self._require_method(method, "GET")
 			page = state.feed(*_feed_arguments(query))
 			return 200, page, len(page["orders"])
+		if path == "/v1/products":
+			self._require_method(method, "GET")
+			_, limit, cursor = _feed_arguments(query)
+			page = state.catalogue(limit, cursor)
+			return 200, page, len(page["products"])
 		if path in batches:
 			self._require_method(method, "POST")
 			key, apply = batches[path]
@@ -691,6 +706,11 @@ class ReferenceStorefront:
 	def add_order(self, order: dict) -> dict:
 		"""Put ``order`` into the catch-up feed; ``updated_at`` defaults to ``created_at``."""
 		return self._state.add_order(order)
+
+	def add_storefront_product(self, sku: str, **fields) -> None:
+		"""A product created in the shop's own back office, which ERPNext knows nothing of."""
+		with self._state.lock:
+			self._state.products[sku] = {"sku": sku, "version": 0, **copy.deepcopy(fields)}
 
 	def set_storefront_fields(self, sku: str, **fields) -> None:
 		"""Edit storefront-owned product fields, as the shop's own back office would."""

@@ -155,7 +155,7 @@ class TestSyncLog(FrappeTestCase):
 
 	def test_accountants_read_the_log_but_only_system_managers_change_it(self):
 		log = new_log("Inbound", "Order", status="Failed", error="example")
-		user = _user("eb-accountant@example.com", ["Accounts User"])
+		user = utils.user_with_roles("eb-accountant@example.com", ["Accounts User"])
 		self.assertTrue(frappe.has_permission("Ecommerce Sync Log", "read", log, user=user))
 		self.assertFalse(frappe.has_permission("Ecommerce Sync Log", "write", log, user=user))
 		self.assertFalse(frappe.has_permission("Ecommerce Sync Log", "delete", log, user=user))
@@ -204,7 +204,7 @@ class TestDesk(FrappeTestCase):
 		return session
 
 	def test_the_settings_form_and_sync_log_list_open(self):
-		_user("eb-admin@example.com", ["System Manager"], password="Adm1n!strat0r-Pass")
+		utils.user_with_roles("eb-admin@example.com", ["System Manager"], password="Adm1n!strat0r-Pass")
 		frappe.db.commit()
 		session = self._session("eb-admin@example.com", "Adm1n!strat0r-Pass")
 		form = session.get(
@@ -218,7 +218,7 @@ class TestDesk(FrappeTestCase):
 		self.assertEqual(page.status_code, 200)
 
 	def test_an_accountant_lists_the_sync_log_and_a_guest_cannot(self):
-		_user("eb-accountant@example.com", ["Accounts User"], password="Acc0unt!ng-Pass")
+		utils.user_with_roles("eb-accountant@example.com", ["Accounts User"], password="Acc0unt!ng-Pass")
 		frappe.db.commit()
 		session = self._session("eb-accountant@example.com", "Acc0unt!ng-Pass")
 		listing = session.get(
@@ -233,18 +233,3 @@ class TestDesk(FrappeTestCase):
 			timeout=60,
 		)
 		self.assertEqual(guest.status_code, 403)
-
-
-def _user(email, roles, password=None):
-	if not frappe.db.exists("User", email):
-		user = frappe.get_doc(
-			{"doctype": "User", "email": email, "first_name": email.split("@")[0], "send_welcome_email": 0}
-		)
-		user.insert(ignore_permissions=True)
-	user = frappe.get_doc("User", email)
-	user.add_roles(*roles)
-	if password:
-		from frappe.utils.password import update_password
-
-		update_password(email, password)
-	return email

@@ -187,6 +187,22 @@ def outside() -> str:
 	return f"{PREFIX} Outside - {abbr()}"
 
 
+def user_with_roles(email: str, roles, password: str | None = None) -> str:
+	"""A desk user holding ``roles`` (added to any it has), with ``password`` when given."""
+	if not frappe.db.exists("User", email):
+		user = frappe.get_doc(
+			{"doctype": "User", "email": email, "first_name": email.split("@")[0], "send_welcome_email": 0}
+		)
+		user.insert(ignore_permissions=True)
+	user = frappe.get_doc("User", email)
+	user.add_roles(*roles)
+	if password:
+		from frappe.utils.password import update_password
+
+		update_password(email, password)
+	return email
+
+
 # ---- the web app, the storefront and the worker -----------------------------------------------------
 
 

@@ -7,6 +7,11 @@ from frappe.query_builder.functions import Now
 
 
 class EcommerceSyncLog(Document):
+	def onload(self):
+		from ecommerce_bridge.desk import can_retry
+
+		self.set_onload("can_retry", can_retry())
+
 	@staticmethod
 	def clear_old_logs(days: int = 30) -> None:
 		"""Called by Log Settings. Only finished, successful work is cleared; failures stay until a person acts."""
