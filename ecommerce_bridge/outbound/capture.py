@@ -38,7 +38,14 @@ def record(entity: str, keys, previous_key: str | None = None) -> None:
 	if not keys:
 		return
 	now = now_datetime()
-	rows, values = [], {"entity": entity, "now": now, "user": frappe.session.user, "previous": previous_key}
+	rows = []
+	values = {
+		"entity": entity,
+		"now": now,
+		"user": frappe.session.user,
+		"previous": previous_key,
+		"parked": PARKED,
+	}
 	for i, key in enumerate(keys):
 		values[f"n{i}"], values[f"k{i}"] = f"{entity}:{key}", key
 		rows.append(
