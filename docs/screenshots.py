@@ -41,7 +41,8 @@ def prepare(site: str) -> None:
 		utils.setup_bridge(storefront.url, alert_role="Accounts User")
 		utils.user_with_roles(ACCOUNTANT, ["Accounts User"], password=PASSWORD)
 		frappe.db.set_value("User", ACCOUNTANT, {"first_name": "Alice", "last_name": "Accountant"})
-		mug = utils.make_item(code="MUG-BLUE", price=12, item_name="Blue mug")
+		known = frappe.db.exists("Item", "MUG-BLUE")
+		mug = utils.make_item(code="MUG-BLUE", price=None if known else 12, item_name="Blue mug")
 		utils.stock_entry("Material Receipt", mug, 40, target=utils.shop())
 		frappe.db.commit()
 		paid = {"status": "paid", "gateway": "stripe", "transaction_id": "ch_3PqA9"}
@@ -65,12 +66,12 @@ def prepare(site: str) -> None:
 		frappe.db.commit()
 	finally:
 		web.stop()
-		storefront.stop()
 	failed = frappe.db.get_value(
 		"Ecommerce Sync Log", {"status": "Failed", "entity": "Order", "direction": "Inbound"}, "name"
 	)
 	frappe.destroy()
-	return failed
+	# The storefront keeps serving: the reports compare with its orders and catalogue.
+	return failed, storefront
 
 
 def shoot(base: str, site: str, failed_log: str) -> None:
@@ -78,11 +79,15 @@ def shoot(base: str, site: str, failed_log: str) -> None:
 
 	OUT.mkdir(exist_ok=True)
 	today = time.strftime("%Y-%m-%d")
+	yesterday = time.strftime("%Y-%m-%d", time.localtime(time.time() - 86400))
 	pages = {
 		"sync-log-list.png": "/app/ecommerce-sync-log",
 		"sync-log-failed.png": f"/app/ecommerce-sync-log/{failed_log}",
 		"workspace.png": "/app/e-commerce-bridge",
-		"order-reconciliation.png": f"/app/query-report/Order Reconciliation?from_date={today}&to_date={today}",
+		"order-reconciliation.png": (
+			f"/app/query-report/Order Reconciliation?from_date={yesterday}&to_date={today}"
+			"&compare_with_storefront=1"
+		),
 		"sku-audit.png": "/app/query-report/SKU Audit",
 	}
 	with sync_playwright() as playwright:
@@ -116,7 +121,7 @@ def main() -> int:
 	parser.add_argument("--site", default=os.environ.get("BRIDGE_TEST_SITE", "bridge.test"))
 	parser.add_argument("--port", type=int, default=8020)
 	args = parser.parse_args()
-	failed = prepare(args.site)
+	failed, storefront = prepare(args.site)
 	bench = os.environ.get("BENCH_CLI", "bench")
 	server = subprocess.Popen(
 		[bench, "--site", args.site, "serve", "--port", str(args.port), "--noreload", "--nothreading"],
@@ -136,6 +141,7 @@ def main() -> int:
 	finally:
 		server.terminate()
 		server.wait(timeout=20)
+		storefront.stop()
 	return 0
 
 

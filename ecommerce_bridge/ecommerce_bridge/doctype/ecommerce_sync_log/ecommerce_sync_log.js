@@ -7,6 +7,7 @@ frappe.ui.form.on("Ecommerce Sync Log", {
 				`<div class="text-danger">${frappe.utils.escape_html(doc.error)}</div>`
 			);
 		}
+		frm.get_field("payload_view").$wrapper.html(readable_payloads(doc));
 		const retryable = ["Failed", "Partial"].includes(doc.status) || doc.needs_attention;
 		if (retryable && frm.doc.__onload && frm.doc.__onload.can_retry) {
 			frm.add_custom_button(__("Retry"), () => {
@@ -20,3 +21,19 @@ frappe.ui.form.on("Ecommerce Sync Log", {
 		}
 	},
 });
+
+// The stored payload stays byte for byte what was sent (its signature covers it); this only shows it indented.
+function readable_payloads(doc) {
+	const block = (label, raw) => {
+		if (!raw) return "";
+		let text = raw;
+		try {
+			text = JSON.stringify(JSON.parse(raw), null, 2);
+		} catch (e) {
+			// not JSON: shown as it came
+		}
+		return `<div class="text-muted small">${__(label)}</div>
+			<pre style="max-height: 24em; overflow: auto">${frappe.utils.escape_html(text)}</pre>`;
+	};
+	return block("Request", doc.request_payload) + block("Response", doc.response);
+}
