@@ -34,6 +34,15 @@ def test_signed_batch_is_applied(storefront):
 	assert client.get("/health") == {"status": "ok", "storefront": "reference"}
 
 
+def test_pages_walks_a_listing_to_its_last_page(storefront):
+	for n in range(5):
+		storefront.add_storefront_product(f"SKU-{n}")
+	client = client_for(storefront.url)
+	skus = [product["sku"] for product in client.pages("/v1/products", "products", {"limit": 2})]
+	assert skus == ["SKU-0", "SKU-1", "SKU-2", "SKU-3", "SKU-4"]
+	assert storefront.call_count("/v1/products") == 3
+
+
 def test_wrong_secret_is_a_401_that_leaks_no_credentials(storefront):
 	wrong = "wrong-secret-do-not-leak"
 	client = client_for(storefront.url, secret=wrong)

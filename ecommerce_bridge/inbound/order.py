@@ -428,18 +428,12 @@ def fetch_missed_orders() -> int:
 	settings = get_settings()
 	started = now_datetime()
 	since = get_datetime(settings.order_watermark or add_to_date(started, days=-1)) - ORDER_CATCH_UP_OVERLAP
-	client = make_client()
-	added, cursor = 0, None
-	while True:
-		params = {"updated_since": as_utc(since).isoformat(), "limit": 200}
-		if cursor:
-			params["cursor"] = cursor
-		page = client.get("/v1/orders", params=params)
-		for payload in page.get("orders") or []:
-			added += ingest_from_catch_up(payload)
-		cursor = page.get("next_cursor")
-		if not cursor:
-			break
+	added = 0
+	feed = make_client().pages(
+		"/v1/orders", "orders", {"updated_since": as_utc(since).isoformat(), "limit": 200}
+	)
+	for payload in feed:
+		added += ingest_from_catch_up(payload)
 	frappe.db.set_single_value(SETTINGS, "order_watermark", started, update_modified=False)
 	frappe.db.commit()
 	return added

@@ -140,6 +140,16 @@ class StorefrontClient:
 	def get(self, path: str, params: dict | None = None) -> dict:
 		return self._request("GET", path, params=params)
 
+	def pages(self, path: str, key: str, params: dict | None = None):
+		"""Every entry of a paged listing (``{key: [...], "next_cursor": ...}``), page after page."""
+		cursor = None
+		while True:
+			page = self.get(path, params={**(params or {}), **({"cursor": cursor} if cursor else {})})
+			yield from page.get(key) or []
+			cursor = page.get("next_cursor")
+			if not cursor:
+				return
+
 	def post(self, path: str, payload) -> dict:
 		return self._request("POST", path, payload=payload)
 

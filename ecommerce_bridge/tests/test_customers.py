@@ -3,7 +3,6 @@
 import threading
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
 
 from ecommerce_bridge.tests import utils
 
@@ -27,22 +26,12 @@ def signup(email, storefront_id=None, **overrides):
 	}
 
 
-class TestCustomers(FrappeTestCase):
+class TestCustomers(utils.BridgeCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		cls.storefront = utils.start_storefront()
-		cls.web = utils.WebServer().start()
-		utils.setup_bridge(cls.storefront.url)
-		utils.clear_queues()
 		cls.sku = utils.make_item()
 		frappe.db.commit()
-
-	@classmethod
-	def tearDownClass(cls):
-		cls.web.stop()
-		cls.storefront.stop()
-		super().tearDownClass()
 
 	def email(self):
 		return f"shopper-{frappe.generate_hash(length=8)}@example.com"

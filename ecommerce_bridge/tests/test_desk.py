@@ -6,7 +6,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
 from frappe.utils import now_datetime, nowdate
 
 from ecommerce_bridge import alerts, desk
@@ -22,14 +21,10 @@ SETTINGS = "Ecommerce Bridge Settings"
 ACCOUNTANT = "eb-desk-accountant@example.com"
 
 
-class DeskCase(FrappeTestCase):
+class DeskCase(utils.BridgeCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		cls.storefront = utils.start_storefront()
-		cls.web = utils.WebServer().start()
-		utils.setup_bridge(cls.storefront.url)
-		utils.clear_queues()
 		cls.sku = utils.make_item(price=20)
 		utils.stock_entry("Material Receipt", cls.sku, 100, target=utils.shop())
 		utils.user_with_roles(ACCOUNTANT, ["Accounts User"])
@@ -40,8 +35,6 @@ class DeskCase(FrappeTestCase):
 		frappe.set_user("Administrator")
 		frappe.db.set_single_value(SETTINGS, {"retry_role": None, "alert_role": "System Manager"})
 		frappe.db.commit()
-		cls.web.stop()
-		cls.storefront.stop()
 		super().tearDownClass()
 
 	def tearDown(self):

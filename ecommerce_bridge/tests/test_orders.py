@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
 
 from ecommerce_bridge.contract.signing import SIGNATURE_HEADER, sign
 from ecommerce_bridge.inbound.order import fetch_missed_orders, retry_due
@@ -20,23 +19,13 @@ INGEST = "ecommerce_bridge.api.ingest_order"
 CANCEL = "ecommerce_bridge.api.cancel_order"
 
 
-class OrderCase(FrappeTestCase):
+class OrderCase(utils.BridgeCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		cls.storefront = utils.start_storefront()
-		cls.web = utils.WebServer().start()
-		utils.setup_bridge(cls.storefront.url)
-		utils.clear_queues()
 		cls.sku = utils.make_item(price=20)
 		utils.stock_entry("Material Receipt", cls.sku, 100, target=utils.shop())
 		frappe.db.commit()
-
-	@classmethod
-	def tearDownClass(cls):
-		cls.web.stop()
-		cls.storefront.stop()
-		super().tearDownClass()
 
 	def ingest(self, payload, expect=202):
 		response = self.web.call(INGEST, payload)

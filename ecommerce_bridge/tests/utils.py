@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import frappe
 import requests
+from frappe.tests.utils import FrappeTestCase
 from frappe.utils import flt, nowdate
 from werkzeug.serving import make_server
 
@@ -242,6 +243,24 @@ class WebServer:
 
 def start_storefront() -> ReferenceStorefront:
 	return ReferenceStorefront(signing_secret=SECRET, api_token=TOKEN).start()
+
+
+class BridgeCase(FrappeTestCase):
+	"""A configured bridge with the reference storefront and the web app, both on real sockets."""
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.storefront = start_storefront()
+		cls.web = WebServer().start()
+		setup_bridge(cls.storefront.url)
+		clear_queues()
+
+	@classmethod
+	def tearDownClass(cls):
+		cls.web.stop()
+		cls.storefront.stop()
+		super().tearDownClass()
 
 
 def run_queued_jobs(queues=("short", "default", "long")) -> None:

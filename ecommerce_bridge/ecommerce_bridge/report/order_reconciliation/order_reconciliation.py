@@ -153,30 +153,22 @@ def storefront_orders_not_received(from_date, to_date, received: set[str]) -> tu
 	from ecommerce_bridge.outbound.client import StorefrontError
 	from ecommerce_bridge.settings import make_client
 
-	missing, cursor = [], None
+	missing = []
 	try:
-		client = make_client()
-		while True:
-			params = {"updated_since": as_utc(get_datetime(from_date)).isoformat(), "limit": 500}
-			if cursor:
-				params["cursor"] = cursor
-			page = client.get("/v1/orders", params=params)
-			for order in page.get("orders") or []:
-				order_id = str(order.get("order_id") or "")
-				created = _order_date(order, None)
-				if order_id and order_id not in received and from_date <= created <= to_date:
-					missing.append(
-						{
-							"date": created,
-							"order_id": order_id,
-							"currency": order.get("currency"),
-							"storefront_total": flt(_money(order.get("total"))),
-							"result": _("Missing in ERPNext"),
-						}
-					)
-			cursor = page.get("next_cursor")
-			if not cursor:
-				break
+		since = as_utc(get_datetime(from_date)).isoformat()
+		for order in make_client().pages("/v1/orders", "orders", {"updated_since": since, "limit": 500}):
+			order_id = str(order.get("order_id") or "")
+			created = _order_date(order, None)
+			if order_id and order_id not in received and from_date <= created <= to_date:
+				missing.append(
+					{
+						"date": created,
+						"order_id": order_id,
+						"currency": order.get("currency"),
+						"storefront_total": flt(_money(order.get("total"))),
+						"result": _("Missing in ERPNext"),
+					}
+				)
 	except (StorefrontError, frappe.ValidationError) as exc:
 		return missing, _("The storefront could not be asked for its orders: {0}").format(exc)
 	return missing, None

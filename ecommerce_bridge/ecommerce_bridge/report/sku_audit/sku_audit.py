@@ -138,27 +138,21 @@ def storefront_skus_without_item() -> tuple[list[dict], str | None]:
 	known = set(
 		frappe.get_all("Item", filters={"ecommerce_sku_key": ("is", "set")}, pluck="ecommerce_sku_key")
 	)
-	rows, cursor = [], None
+	rows = []
 	try:
-		client = make_client()
-		while True:
-			page = client.get("/v1/products", params={"limit": 500, **({"cursor": cursor} if cursor else {})})
-			for product in page.get("products") or []:
-				sku = str(product.get("sku") or "")
-				if sku and normalize_sku(sku) not in known:
-					rows.append(
-						{
-							"check": UNKNOWN,
-							"sku": sku,
-							"problem": _(
-								"The storefront sells {0}, which matches no Item: an order for it fails. "
-								"Create the Item, or take the product off the storefront."
-							).format(sku),
-						}
-					)
-			cursor = page.get("next_cursor")
-			if not cursor:
-				break
+		for product in make_client().pages("/v1/products", "products", {"limit": 500}):
+			sku = str(product.get("sku") or "")
+			if sku and normalize_sku(sku) not in known:
+				rows.append(
+					{
+						"check": UNKNOWN,
+						"sku": sku,
+						"problem": _(
+							"The storefront sells {0}, which matches no Item: an order for it fails. "
+							"Create the Item, or take the product off the storefront."
+						).format(sku),
+					}
+				)
 	except (StorefrontError, frappe.ValidationError) as exc:
 		return rows, _("The storefront's catalogue could not be read: {0}").format(exc)
 	return rows, None
