@@ -12,7 +12,7 @@ from frappe import _
 from frappe.rate_limiter import rate_limit
 from pydantic import BaseModel, ValidationError
 
-from ecommerce_bridge.contract.models import CustomerUpsert, OrderCancel, OrderIn, describe_errors
+from ecommerce_bridge.contract.models import CustomerUpsert, OrderCancel, OrderIn, ReturnIn, describe_errors
 from ecommerce_bridge.contract.signing import SIGNATURE_HEADER, SignatureError, verify
 from ecommerce_bridge.inbound.customer import AmbiguousCustomer, UnknownCountry, country_name
 from ecommerce_bridge.inbound.order import enqueue_log, order_key, run_with_retries
@@ -118,7 +118,7 @@ def _addresses(parsed):
 		if getattr(parsed, name, None):
 			yield getattr(parsed, name)
 	for line in getattr(parsed, "lines", None) or []:
-		if line.shipping_address:
+		if getattr(line, "shipping_address", None):
 			yield line.shipping_address
 	yield from getattr(parsed, "addresses", None) or []
 
@@ -169,6 +169,18 @@ def cancel_order() -> dict:
 	if rejection:
 		return rejection
 	return _log_once("Order Cancel", f"cancel:{request.order_id}", body, request.order_id)
+
+
+@frappe.whitelist(allow_guest=True, methods=["POST"])
+@rate_limit(limit=_inbound_rate_limit, seconds=60)
+def ingest_return() -> dict:
+	"""Goods and/or money coming back for one order: 202 when recorded, 200 for a repeat of its id."""
+	body = _verified_body()
+	_require("orders")
+	request, rejection = _parse("Return", body, ReturnIn, "order_id")
+	if rejection:
+		return rejection
+	return _log_once("Return", f"return:{request.return_id}", body, request.order_id)
 
 
 @frappe.whitelist(allow_guest=True, methods=["POST"])

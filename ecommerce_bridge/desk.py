@@ -14,7 +14,7 @@ from frappe.utils import now_datetime
 
 from ecommerce_bridge.inbound.order import JOBS, enqueue_log
 from ecommerce_bridge.outbound.capture import OUTBOX, record
-from ecommerce_bridge.outbound.push import BODY_KEYS
+from ecommerce_bridge.outbound.push import BODY_KEYS, KEY_FIELDS
 from ecommerce_bridge.settings import get_settings
 from ecommerce_bridge.sync_log import LOG
 
@@ -23,7 +23,7 @@ MAX_RETRY_AT_ONCE = 500
 PILLARS = {
 	"products": ("Item", "Price"),
 	"stock": ("Stock",),
-	"orders": ("Order", "Order Cancel"),
+	"orders": ("Order", "Order Cancel", "Return", "Invoice"),
 	"customers": ("Customer",),
 }
 
@@ -81,7 +81,7 @@ def replay(name: str) -> str:
 	user_note = _("Retried by {0} at {1}.").format(
 		frappe.session.user, now_datetime().strftime("%Y-%m-%d %H:%M")
 	)
-	if log.direction == "Inbound" and log.entity in JOBS:
+	if log.direction != "Outbound" and log.entity in JOBS:
 		frappe.db.set_value(
 			LOG,
 			name,
@@ -104,7 +104,7 @@ def replay(name: str) -> str:
 
 def _outbound_keys(log) -> list[str]:
 	payload = frappe.parse_json(log.request_payload or "{}") or {}
-	key_field = "erp_customer" if log.entity == "Customer" else "sku"
+	key_field = KEY_FIELDS[log.entity]
 	return [
 		str(entry[key_field])
 		for entry in payload.get(BODY_KEYS[log.entity]) or []

@@ -18,6 +18,7 @@ before_tests = "ecommerce_bridge.tests.utils.before_tests"
 
 # Hooks only record what changed (outbox rows in the same transaction); workers push after commit.
 _capture = "ecommerce_bridge.outbound.capture"
+_orders = "ecommerce_bridge.outbound.order_status"
 doc_events = {
 	"Item": {
 		"validate": f"{_capture}.set_sku_key",
@@ -33,9 +34,17 @@ doc_events = {
 	"Stock Ledger Entry": {"after_insert": f"{_capture}.ledger_entry_posted"},
 	# Reservations reach Bin through db_set (fires on_change) or db_update (fires nothing): catch the causes.
 	"Bin": {"on_change": f"{_capture}.bin_changed"},
-	"Sales Order": {"on_change": f"{_capture}.voucher_lines_changed"},
+	"Sales Order": {"on_change": [f"{_capture}.voucher_lines_changed", f"{_orders}.sales_order_changed"]},
 	"POS Invoice": {"on_change": f"{_capture}.voucher_lines_changed"},
 	"Stock Reservation Entry": {"on_change": f"{_capture}.stock_reservation_changed"},
+	# The order's life after checkout: shipments, invoices, payments and refunds are told to the storefront.
+	"Delivery Note": {
+		"on_submit": [f"{_orders}.delivery_changed", "ecommerce_bridge.inbound.invoicing.delivery_submitted"],
+		"on_cancel": f"{_orders}.delivery_changed",
+		"on_update_after_submit": f"{_orders}.delivery_changed",
+	},
+	"Sales Invoice": {"on_submit": f"{_orders}.invoice_changed", "on_cancel": f"{_orders}.invoice_changed"},
+	"Payment Entry": {"on_submit": f"{_orders}.payment_changed", "on_cancel": f"{_orders}.payment_changed"},
 	# ERPNext edits of a storefront Customer flow back (changes that came from the storefront are not echoed).
 	"Customer": {"on_update": "ecommerce_bridge.inbound.customer.customer_edited"},
 	"Contact": {"on_update": "ecommerce_bridge.inbound.customer.customer_edited"},

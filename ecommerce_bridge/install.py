@@ -91,6 +91,50 @@ CUSTOM_FIELDS = {
 			description="Set when the storefront order ships to several addresses.",
 		),
 	],
+	"Delivery Note": [
+		{
+			"fieldname": "ecommerce_carrier",
+			"fieldtype": "Data",
+			"label": "Carrier",
+			"insert_after": "lr_date",
+			"allow_on_submit": 1,
+			"no_copy": 1,
+			"module": MODULE,
+			"description": "Told to the storefront with the tracking number; may be added after submitting.",
+		},
+		{
+			"fieldname": "ecommerce_tracking_number",
+			"fieldtype": "Data",
+			"label": "Tracking Number",
+			"insert_after": "ecommerce_carrier",
+			"allow_on_submit": 1,
+			"no_copy": 1,
+			"in_standard_filter": 1,
+			"module": MODULE,
+		},
+		_ro(
+			fieldname="ecommerce_return_id",
+			fieldtype="Data",
+			label="Storefront Return ID",
+			insert_after="return_against",
+		),
+	],
+	"Sales Invoice": [
+		_ro(
+			fieldname="ecommerce_invoice_key",
+			fieldtype="Data",
+			label="Storefront Invoice Key",
+			insert_after="po_no",
+			unique=1,
+			description="Set on invoices the bridge made, so that each is made once.",
+		),
+		_ro(
+			fieldname="ecommerce_return_id",
+			fieldtype="Data",
+			label="Storefront Return ID",
+			insert_after="return_against",
+		),
+	],
 	"Payment Entry": [
 		_ro(
 			fieldname="ecommerce_payment_key",

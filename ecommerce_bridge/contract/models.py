@@ -157,11 +157,45 @@ class OrderIn(_Model):
 		return (self.lines_total() - self.discount_total + shipping + taxes).quantize(Decimal("0.01"))
 
 
+class Refund(_Model):
+	"""Money the storefront gave back, through the gateway that took it."""
+
+	gateway: Annotated[str, Field(min_length=1, max_length=140)]
+	transaction_id: Name
+	amount: Annotated[Decimal, Field(gt=0, max_digits=16, decimal_places=2)]
+
+
 class OrderCancel(_Model):
-	"""Body of ``cancel_order``."""
+	"""Body of ``cancel_order``. ``refund`` says what was paid back, if anything."""
 
 	order_id: StorefrontId
 	reason: Annotated[str, Field(max_length=500)] | None = None
+	refund: Refund | None = None
+
+
+class ReturnLine(_Model):
+	"""Returned goods: the order line (by ``line_id``, else by ``sku``) and how many."""
+
+	line_id: StorefrontId | None = None
+	sku: Annotated[str, Field(min_length=1, max_length=140)]
+	qty: Quantity
+
+
+class ReturnIn(_Model):
+	"""Body of ``ingest_return``: goods coming back and/or money going back, for one order."""
+
+	return_id: StorefrontId
+	order_id: StorefrontId
+	created_at: str | None = None
+	reason: Annotated[str, Field(max_length=500)] | None = None
+	lines: Annotated[list[ReturnLine], Field(max_length=500)] = []
+	refund: Refund | None = None
+
+	@model_validator(mode="after")
+	def _something_returned(self):
+		if not self.lines and not self.refund:
+			raise ValueError("lines: a return needs returned lines, a refund, or both")
+		return self
 
 
 def normalize_email(value: str | None) -> str:

@@ -124,6 +124,10 @@ def _process_order(payload: dict, log_name: str) -> dict:
 	notes = []
 	if order.payment and order.payment.status == "paid":
 		notes += record_payment(so, order)
+		if not notes:
+			from ecommerce_bridge.inbound.invoicing import invoice_paid_order
+
+			invoice_paid_order(so)
 	grand_total = Decimal(str(so.grand_total)).quantize(CENT)
 	if grand_total != order.total:
 		notes.append(
@@ -343,17 +347,11 @@ def _process_cancel(payload: dict, log_name: str) -> dict:
 	if so.docstatus == 2:
 		return reference
 	if so.per_delivered or so.per_billed:
-		return {
-			**reference,
-			"status": "Failed",
-			"needs_attention": 1,
-			"next_retry_at": None,
-			"error": _(
-				"Sales Order {0} is already {1}% delivered and {2}% invoiced, so it was not cancelled. "
-				"Make a Sales Return against the Delivery Note and a Credit Note against the invoice, "
-				"and refund the customer."
-			).format(so.name, so.per_delivered, so.per_billed),
-		}
+		# Goods or an invoice went out: the cancellation becomes a return of everything.
+		from ecommerce_bridge.inbound.returns import reverse_whole_order
+
+		booked = reverse_whole_order(so, request.refund, request.reason)
+		return {**reference, "response": booked}
 	so.flags.ignore_permissions = True
 	so.add_comment(
 		"Comment", _("Cancelled by the storefront: {0}").format(request.reason or _("no reason given"))
@@ -369,6 +367,8 @@ JOBS = {
 	"Order": "ecommerce_bridge.inbound.order.process_order",
 	"Order Cancel": "ecommerce_bridge.inbound.order.process_cancel",
 	"Customer": "ecommerce_bridge.inbound.order.process_customer",
+	"Return": "ecommerce_bridge.inbound.returns.process_return",
+	"Invoice": "ecommerce_bridge.inbound.invoicing.process_invoice",
 }
 
 
@@ -394,7 +394,7 @@ def retry_due() -> int:
 	due = frappe.get_all(
 		LOG,
 		filters={
-			"direction": "Inbound",
+			"direction": ("!=", "Outbound"),
 			"entity": ("in", list(JOBS)),
 			"status": "Failed",
 			"next_retry_at": ("<=", now),
@@ -405,7 +405,7 @@ def retry_due() -> int:
 	stuck = frappe.get_all(
 		LOG,
 		filters={
-			"direction": "Inbound",
+			"direction": ("!=", "Outbound"),
 			"entity": ("in", list(JOBS)),
 			"status": "Processing",
 			"modified": ("<", now - STALE_PROCESSING),

@@ -23,8 +23,15 @@ MAX_ROUNDS = 200
 # A burst of movements (a Black-Friday minute, a 100-line receipt posted line by line) is pushed once.
 QUIET_SECONDS = 0.3
 LONGEST_SETTLE_SECONDS = 1.0
-PATHS = {"Item": "/v1/products/batch", "Stock": "/v1/inventory/batch", "Customer": "/v1/customers/batch"}
-BODY_KEYS = {"Item": "products", "Stock": "items", "Customer": "customers"}
+PATHS = {
+	"Item": "/v1/products/batch",
+	"Stock": "/v1/inventory/batch",
+	"Customer": "/v1/customers/batch",
+	"Order": "/v1/orders/status",
+}
+BODY_KEYS = {"Item": "products", "Stock": "items", "Customer": "customers", "Order": "orders"}
+# The field of a batch entry (and of the storefront's result for it) that names the outbox record.
+KEY_FIELDS = {"Item": "sku", "Stock": "sku", "Customer": "erp_customer", "Order": "order_id"}
 
 
 def flush_outbox(max_rounds: int = MAX_ROUNDS, progress=None, settle: bool = False) -> int:
@@ -124,7 +131,7 @@ def push_claimed(client, rows: list[dict]) -> tuple[int, bool]:
 		return 0, True
 
 	failed = {
-		str(result.get("sku") or result.get("erp_customer")): result.get("error") or "rejected"
+		str(result.get(KEY_FIELDS[entity])): result.get("error") or "rejected"
 		for result in answer.get("results") or []
 		if result.get("status") == "error"
 	}
@@ -225,7 +232,14 @@ def _ms(started: float) -> int:
 
 def build_entries(entity: str, rows) -> list[dict]:
 	"""The batch body for claimed rows; rows with nothing to send (an unpublished SKU's stock) are omitted."""
-	builder = {"Item": product_entries, "Stock": stock_entries, "Customer": customer_entries}[entity]
+	from ecommerce_bridge.outbound.order_status import order_entries
+
+	builder = {
+		"Item": product_entries,
+		"Stock": stock_entries,
+		"Customer": customer_entries,
+		"Order": order_entries,
+	}[entity]
 	return builder(rows)
 
 

@@ -53,7 +53,16 @@ FEED_MAX_LIMIT = 500
 PRODUCT_FIELDS = ("name", "item_group", "price", "currency", "uom", "disabled", "variant_of")
 STOREFRONT_OWNED_PRODUCT_FIELDS = ("description", "images")
 CUSTOMER_FIELDS = ("email", "first_name", "last_name", "phone", "addresses")
-ORDER_STATUS_FIELDS = ("status", "lines", "shipments")
+ORDER_STATUS_FIELDS = (
+	"sales_order",
+	"status",
+	"billing_status",
+	"grand_total",
+	"paid_amount",
+	"refunded_amount",
+	"lines",
+	"shipments",
+)
 
 
 class _BadRequest(Exception):

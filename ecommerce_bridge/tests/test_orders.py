@@ -346,21 +346,3 @@ class TestCancellation(OrderCase):
 		self.assertEqual(so.docstatus, 2)
 		after = frappe.db.get_value("Bin", {"item_code": self.sku, "warehouse": utils.shop()}, "reserved_qty")
 		self.assertEqual(reserved - after, 3)
-
-	def test_a_delivered_order_is_not_cancelled_and_the_log_says_what_to_do(self):
-		from erpnext.selling.doctype.sales_order.sales_order import make_delivery_note
-
-		payload = utils.order_payload([(self.sku, 1, 20)])
-		so = self.assertProcessed(self.checkout(payload))
-		note = make_delivery_note(so.name)
-		note.insert()
-		note.submit()
-		frappe.db.commit()
-		answer = self.web.call(CANCEL, {"order_id": payload["order_id"]}).json()["message"]
-		utils.run_queued_jobs()
-		log = frappe.get_doc("Ecommerce Sync Log", answer["log"])
-		self.assertEqual(log.status, "Failed")
-		self.assertTrue(log.needs_attention)
-		self.assertIsNone(log.next_retry_at)
-		self.assertIn("Sales Return", log.error)
-		self.assertEqual(frappe.db.get_value("Sales Order", so.name, "docstatus"), 1)

@@ -1,7 +1,8 @@
 """Order Reconciliation: every storefront order of the period against its Sales Order and payment.
 
 One row per storefront order the bridge received (its inbound Sync Log row), with the storefront's total
-and payment next to the Sales Order's grand total and the advance recorded against it. With "Compare with
+and payment next to the Sales Order's grand total and the advance recorded against it, and what came
+back: credit notes for returns and refunds paid. With "Compare with
 the storefront" ticked, the storefront's own order feed is read too, so an order whose checkout call
 never arrived shows up as Missing. The chart counts orders per day: received against made into Sales Orders.
 """
@@ -90,6 +91,20 @@ def columns() -> list[dict]:
 			"options": "currency",
 			"width": 120,
 		},
+		{
+			"fieldname": "credited",
+			"label": _("Credited (Returns)"),
+			"fieldtype": "Currency",
+			"options": "currency",
+			"width": 120,
+		},
+		{
+			"fieldname": "refunded",
+			"label": _("Refunded"),
+			"fieldtype": "Currency",
+			"options": "currency",
+			"width": 110,
+		},
 		{"fieldname": "sync_log", "label": _("Sync Log"), "fieldtype": "Link", "options": LOG, "width": 110},
 		{"fieldname": "sync_status", "label": _("Sync Status"), "fieldtype": "Data", "width": 90},
 	]
@@ -98,7 +113,7 @@ def columns() -> list[dict]:
 def received_orders(from_date, to_date) -> list[dict]:
 	logs = frappe.db.sql(
 		f"""select log.name, log.status, log.storefront_id, log.request_payload, log.creation,
-			so.name as sales_order, so.docstatus, so.status as so_status, so.grand_total, so.advance_paid,
+			so.name as sales_order, so.docstatus, so.status as so_status, so.grand_total,
 			so.currency as so_currency, so.transaction_date
 		from `tab{LOG}` log
 		left join `tabSales Order` so on so.ecommerce_order_id = log.storefront_id
@@ -107,10 +122,70 @@ def received_orders(from_date, to_date) -> list[dict]:
 		{"from": from_date, "to": to_date},
 		as_dict=True,
 	)
-	return [_row_for_log(log) for log in logs]
+	after = returns_and_refunds([log.sales_order for log in logs if log.sales_order])
+	return [_row_for_log(log, after) for log in logs]
 
 
-def _row_for_log(log) -> dict:
+def returns_and_refunds(sales_orders: list[str]) -> dict:
+	"""Per Sales Order: credit notes, refunds booked by the bridge, and returns waiting for a person."""
+	after = {
+		name: {"paid": 0.0, "credited": 0.0, "refunded": 0.0, "returns_held": 0} for name in sales_orders
+	}
+	if not sales_orders:
+		return after
+	# Payments stay counted when an advance is allocated to the order's invoice (its reference moves there).
+	invoice_orders = dict(
+		frappe.db.sql(
+			"""select distinct parent, sales_order from `tabSales Invoice Item`
+			where docstatus = 1 and sales_order in %(orders)s""",
+			{"orders": tuple(sales_orders)},
+		)
+	)
+	for reference, amount in frappe.db.sql(
+		"""select per.reference_name, sum(per.allocated_amount) from `tabPayment Entry Reference` per
+		join `tabPayment Entry` pe on pe.name = per.parent
+		where pe.docstatus = 1 and pe.payment_type = 'Receive' and per.reference_name in %(names)s
+		group by per.reference_name""",
+		{"names": tuple(sales_orders) + tuple(invoice_orders)},
+	):
+		after[invoice_orders.get(reference, reference)]["paid"] += flt(amount)
+	for row in frappe.db.sql(
+		"""select si.name, -si.grand_total as credited, min(sii.sales_order) as sales_order
+		from `tabSales Invoice` si join `tabSales Invoice Item` sii on sii.parent = si.name
+		where si.docstatus = 1 and si.is_return = 1 and sii.sales_order in %(orders)s group by si.name""",
+		{"orders": tuple(sales_orders)},
+		as_dict=True,
+	):
+		after[row.sales_order]["credited"] += flt(row.credited)
+	by_order_id = dict(
+		frappe.get_all(
+			"Sales Order",
+			filters={"name": ("in", sales_orders)},
+			fields=["ecommerce_order_id", "name"],
+			as_list=1,
+		)
+	)
+	for key, amount in frappe.db.sql(
+		"""select ecommerce_payment_key, paid_amount from `tabPayment Entry`
+		where docstatus = 1 and payment_type = 'Pay' and ecommerce_payment_key like 'order:%%:refund:%%'"""
+	):
+		so = by_order_id.get(key.split(":")[1])
+		if so:
+			after[so]["refunded"] += flt(amount)
+	for order_id in frappe.get_all(
+		LOG,
+		filters={
+			"entity": ("in", ["Return", "Order Cancel"]),
+			"status": "Failed",
+			"storefront_id": ("in", list(by_order_id)),
+		},
+		pluck="storefront_id",
+	):
+		after[by_order_id[order_id]]["returns_held"] += 1
+	return after
+
+
+def _row_for_log(log, after: dict) -> dict:
 	payload = _json(log.request_payload)
 	total = _money(payload.get("total"))
 	payment = payload.get("payment") if isinstance(payload.get("payment"), dict) else {}
@@ -128,22 +203,28 @@ def _row_for_log(log) -> dict:
 		"sales_order": log.sales_order,
 		"sales_order_status": _("Cancelled") if log.docstatus == 2 else log.so_status,
 		"grand_total": flt(log.grand_total) if log.sales_order else None,
-		"payment_recorded": flt(log.advance_paid) if log.sales_order else None,
+		"payment_recorded": after[log.sales_order]["paid"] if log.sales_order else None,
+		"credited": after[log.sales_order]["credited"] if log.sales_order else None,
+		"refunded": after[log.sales_order]["refunded"] if log.sales_order else None,
 	}
 	row["difference"] = flt(Decimal(str(log.grand_total or 0)) - total) if log.sales_order else None
-	row["result"] = _result(row, log, total, paid)
+	row["result"] = _result(row, log, total, paid, after.get(log.sales_order))
 	return row
 
 
-def _result(row, log, total: Decimal, paid: Decimal) -> str:
+def _result(row, log, total: Decimal, paid: Decimal, after: dict | None) -> str:
 	if not log.sales_order:
 		return _("No Sales Order ({0})").format(_(log.status))
+	if after["returns_held"]:
+		return _("Return waits for a person")
 	if log.docstatus == 2:
 		return _("Cancelled")
 	if Decimal(str(log.grand_total)).quantize(CENT) != total.quantize(CENT):
 		return _("Total mismatch")
-	if paid and Decimal(str(log.advance_paid or 0)).quantize(CENT) < paid.quantize(CENT):
+	if paid and Decimal(str(after["paid"])).quantize(CENT) < paid.quantize(CENT):
 		return _("Payment not recorded")
+	if after["refunded"] or after["credited"]:
+		return _("Returned / refunded")
 	return OK
 
 
