@@ -147,40 +147,35 @@ def _log_once(entity: str, key: str, body: bytes, storefront_id: str) -> dict:
 	return _reply(202, log=log.name, status="Queued")
 
 
+def _record_order_work(entity: str, model: type[BaseModel], key) -> dict:
+	"""The one path of order work: verify, validate, commit the payload once under its key, enqueue."""
+	body = _verified_body()
+	_require("orders")
+	request, rejection = _parse(entity, body, model, "order_id")
+	if rejection:
+		return rejection
+	return _log_once(entity, key(request), body, request.order_id)
+
+
 @frappe.whitelist(allow_guest=True, methods=["POST"])
 @rate_limit(limit=_inbound_rate_limit, seconds=60)
 def ingest_order() -> dict:
 	"""A storefront checkout. 202 when recorded, 200 with the earlier result for a repeat."""
-	body = _verified_body()
-	_require("orders")
-	order, rejection = _parse("Order", body, OrderIn, "order_id")
-	if rejection:
-		return rejection
-	return _log_once("Order", order_key(order.order_id), body, order.order_id)
+	return _record_order_work("Order", OrderIn, lambda order: order_key(order.order_id))
 
 
 @frappe.whitelist(allow_guest=True, methods=["POST"])
 @rate_limit(limit=_inbound_rate_limit, seconds=60)
 def cancel_order() -> dict:
-	"""The storefront cancelled an order: cancel its Sales Order unless it is delivered or invoiced."""
-	body = _verified_body()
-	_require("orders")
-	request, rejection = _parse("Order Cancel", body, OrderCancel, "order_id")
-	if rejection:
-		return rejection
-	return _log_once("Order Cancel", f"cancel:{request.order_id}", body, request.order_id)
+	"""The storefront cancelled an order: cancel its Sales Order, or reverse it if delivered or invoiced."""
+	return _record_order_work("Order Cancel", OrderCancel, lambda request: f"cancel:{request.order_id}")
 
 
 @frappe.whitelist(allow_guest=True, methods=["POST"])
 @rate_limit(limit=_inbound_rate_limit, seconds=60)
 def ingest_return() -> dict:
 	"""Goods and/or money coming back for one order: 202 when recorded, 200 for a repeat of its id."""
-	body = _verified_body()
-	_require("orders")
-	request, rejection = _parse("Return", body, ReturnIn, "order_id")
-	if rejection:
-		return rejection
-	return _log_once("Return", f"return:{request.return_id}", body, request.order_id)
+	return _record_order_work("Return", ReturnIn, lambda request: f"return:{request.return_id}")
 
 
 @frappe.whitelist(allow_guest=True, methods=["POST"])

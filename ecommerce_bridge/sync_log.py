@@ -16,8 +16,14 @@ RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 3600
 
 
-# The database rolled the whole transaction back (deadlock victim, lock wait timeout): run it again.
-TRANSACTION_LOST = (frappe.QueryDeadlockError, frappe.QueryTimeoutError)
+class RunAgain(frappe.ValidationError):
+	"""A concurrent transaction took what this one computed (a document name): run it again afresh."""
+
+
+# The database rolled the whole transaction back (deadlock victim, lock wait timeout), or a concurrent
+# transaction took a document name this one computed ("Ada Lovelace-Billing"): run it again. The work
+# is idempotent, so running it again is always safe.
+TRANSACTION_LOST = (frappe.QueryDeadlockError, frappe.QueryTimeoutError, frappe.DuplicateEntryError, RunAgain)
 
 
 class BridgeError(frappe.ValidationError):

@@ -18,7 +18,7 @@ from frappe import _
 
 from ecommerce_bridge.contract.models import Address, CustomerIn, CustomerUpsert
 from ecommerce_bridge.settings import get_settings, pillar_enabled
-from ecommerce_bridge.sync_log import BridgeError, NeedsPerson
+from ecommerce_bridge.sync_log import BridgeError, NeedsPerson, RunAgain
 
 SHOPPER_LOCK_SECONDS = 30
 
@@ -132,7 +132,9 @@ def _create_customer(shopper: CustomerIn) -> str:
 		frappe.clear_messages()
 		existing = _find("ecommerce_email", shopper.email) or _find("ecommerce_customer_id", shopper.id)
 		if not existing:
-			raise
+			# Another shopper of the same name was created meanwhile and took the name ERPNext chose
+			# ("Ada Lovelace - 2"); a fresh transaction sees it and chooses the next one.
+			raise RunAgain(_("Customer name {0} was taken meanwhile.").format(customer.name)) from None
 		return existing.name
 	return customer.name
 

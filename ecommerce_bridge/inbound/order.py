@@ -46,6 +46,17 @@ def order_key(order_id: str) -> str:
 	return f"order:{order_id}"
 
 
+def order_id_of_payment_key(key: str | None) -> str | None:
+	"""The storefront order of a Payment Entry the bridge booked: ``order:<id>:payment`` (the checkout's
+	payment) or ``order:<id>:refund:<return id>``."""
+	if not key or not key.startswith("order:"):
+		return None
+	rest = key.removeprefix("order:")
+	if rest.endswith(":payment"):
+		return rest.removesuffix(":payment")
+	return rest.split(":refund:", 1)[0] if ":refund:" in rest else None
+
+
 # ---- the job ------------------------------------------------------------------------------------
 
 
@@ -227,6 +238,8 @@ def create_sales_order(order: OrderIn, log_name: str) -> str:
 			"discount_amount": float(order.discount_total + folded_discount),
 		}
 	)
+	# Submitted on insert, as ERPNext's REST API does: one validation instead of two.
+	so.docstatus = 1
 	frappe.db.savepoint("ecommerce_order")
 	try:
 		so.insert(ignore_permissions=True)
@@ -240,7 +253,6 @@ def create_sales_order(order: OrderIn, log_name: str) -> str:
 		if existing:
 			return existing
 		raise
-	so.submit()
 	return so.name
 
 

@@ -247,9 +247,13 @@ def paid_and_refunded(so) -> tuple[float, float]:
 	refunded = frappe.db.sql(
 		"""select ifnull(sum(paid_amount), 0) from `tabPayment Entry`
 		where docstatus = 1 and payment_type = 'Pay' and ecommerce_payment_key like %s""",
-		f"{refund_key_prefix(so.ecommerce_order_id)}%",
+		escape_like(refund_key_prefix(so.ecommerce_order_id)) + "%",
 	)[0][0]
 	return flt(paid), flt(refunded)
+
+
+def escape_like(text: str) -> str:
+	return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def refund_key_prefix(order_id: str) -> str:

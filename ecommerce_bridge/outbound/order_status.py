@@ -13,6 +13,7 @@ from collections import defaultdict
 import frappe
 from frappe.utils import flt
 
+from ecommerce_bridge.inbound.order import order_id_of_payment_key
 from ecommerce_bridge.outbound.capture import record
 from ecommerce_bridge.settings import pillar_enabled
 
@@ -57,9 +58,9 @@ def payment_changed(doc, method=None):
 		orders += frappe.get_all(
 			"Sales Invoice Item", filters={"parent": ("in", invoices)}, pluck="sales_order", distinct=True
 		)
-	if doc.get("ecommerce_payment_key"):
+	order_id = order_id_of_payment_key(doc.get("ecommerce_payment_key"))
+	if order_id:
 		# A refund booked by the bridge may reference no document; its key names the order.
-		order_id = doc.ecommerce_payment_key.split(":")[1]
 		orders += frappe.get_all("Sales Order", filters={"ecommerce_order_id": order_id}, pluck="name")
 	record_orders(orders)
 

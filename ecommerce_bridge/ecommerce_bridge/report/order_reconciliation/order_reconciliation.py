@@ -14,6 +14,7 @@ import frappe
 from frappe import _
 from frappe.utils import add_days, flt, get_datetime, getdate, today
 
+from ecommerce_bridge.inbound.order import order_id_of_payment_key
 from ecommerce_bridge.sync_log import LOG
 
 OK = "OK"
@@ -169,7 +170,7 @@ def returns_and_refunds(sales_orders: list[str]) -> dict:
 		"""select ecommerce_payment_key, paid_amount from `tabPayment Entry`
 		where docstatus = 1 and payment_type = 'Pay' and ecommerce_payment_key like 'order:%%:refund:%%'"""
 	):
-		so = by_order_id.get(key.split(":")[1])
+		so = by_order_id.get(order_id_of_payment_key(key))
 		if so:
 			after[so]["refunded"] += flt(amount)
 	for order_id in frappe.get_all(
