@@ -11,6 +11,7 @@ from ecommerce_bridge.contract.models import (
 	CustomerUpsert,
 	OrderCancel,
 	OrderIn,
+	ReturnIn,
 	describe_errors,
 	normalize_email,
 )
@@ -183,3 +184,40 @@ def test_valid_order_dict_is_not_mutated_by_parsing():
 	before = copy.deepcopy(payload)
 	OrderIn.model_validate(payload)
 	assert payload == before
+
+
+def test_a_return_needs_lines_or_a_refund_and_names_the_field():
+	assert errors_of({"return_id": "R-1", "order_id": "SF-1"}, ReturnIn) == [
+		{"field": "lines", "message": "a return needs returned lines, a refund, or both"}
+	]
+	refund_only = ReturnIn.model_validate(
+		{
+			"return_id": "R-1",
+			"order_id": "SF-1",
+			"refund": {"gateway": "stripe", "transaction_id": "re_1", "amount": "5.00"},
+		}
+	)
+	assert refund_only.refund.amount == Decimal("5.00") and refund_only.lines == []
+
+
+def test_return_lines_and_refunds_are_checked_field_by_field():
+	fields = {
+		e["field"]
+		for e in errors_of(
+			{
+				"return_id": "R-1",
+				"order_id": "SF-1",
+				"lines": [{"sku": "", "qty": 0}],
+				"refund": {"gateway": "stripe", "amount": "0"},
+			},
+			ReturnIn,
+		)
+	}
+	assert fields == {"lines.0.sku", "lines.0.qty", "refund.transaction_id", "refund.amount"}
+
+
+def test_a_late_cancellation_may_say_what_was_refunded():
+	cancel = OrderCancel.model_validate(
+		{"order_id": "SF-1", "refund": {"gateway": "stripe", "transaction_id": "re_9", "amount": 31}}
+	)
+	assert cancel.refund.amount == Decimal("31")
