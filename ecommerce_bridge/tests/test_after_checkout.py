@@ -212,9 +212,12 @@ class TestInvoiceWhenDelivered(AfterCheckoutCase):
 		note = self.deliver(so, 1)
 		log = frappe.get_doc("Ecommerce Sync Log", {"idempotency_key": f"invoice:{note.name}"})
 		self.assertEqual(log.status, "Success", log.error)
-		frappe.db.set_value("Ecommerce Sync Log", log.name, "status", "Failed")
+		frappe.db.set_value("Ecommerce Sync Log", log.name, "status", "Queued")
 		frappe.db.commit()
 		process_invoice(log.name)
+		self.assertEqual(
+			frappe.db.get_value("Ecommerce Sync Log", log.name, ["status", "attempts"]), ("Skipped", 2)
+		)
 		self.assertEqual(len(self.invoices(so)), 1)
 
 

@@ -133,11 +133,15 @@ class TestCheckout(OrderCase):
 		)
 		self.assertEqual(frappe.db.get_value("Sales Order", so.name, "advance_paid"), 20)
 		# Retrying a processed order creates nothing new.
-		frappe.db.set_value("Ecommerce Sync Log", log.name, "status", "Failed")
+		frappe.db.set_value("Ecommerce Sync Log", log.name, "status", "Queued")
 		frappe.db.commit()
 		from ecommerce_bridge.inbound.order import process_order
 
 		process_order(log.name)
+		self.assertEqual(
+			frappe.db.get_value("Ecommerce Sync Log", log.name, ["status", "attempts"]),
+			("Success", log.attempts + 1),
+		)
 		self.assertEqual(len(self.sales_orders(payload["order_id"])), 1)
 		self.assertEqual(
 			frappe.db.count(
