@@ -30,3 +30,10 @@ def test_find_collisions_groups_codes_sharing_a_key():
 
 def test_find_collisions_ignores_unique_and_empty_codes():
 	assert find_collisions(["A-1", "A-2", "", None, "  "]) == {}
+
+
+def test_escape_like_leaves_no_wildcards():
+	from ecommerce_bridge.db import escape_like
+
+	assert escape_like("A_B%C\\D") == "A\\_B\\%C\\\\D"
+	assert escape_like("Ada Lovelace - ") == "Ada Lovelace - "

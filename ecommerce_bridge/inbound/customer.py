@@ -15,8 +15,10 @@ import hashlib
 
 import frappe
 from frappe import _
+from frappe.utils import cint
 
 from ecommerce_bridge.contract.models import Address, CustomerIn, CustomerUpsert
+from ecommerce_bridge.db import escape_like
 from ecommerce_bridge.settings import get_settings, pillar_enabled
 from ecommerce_bridge.sync_log import BridgeError, NeedsPerson, RunAgain
 
@@ -107,6 +109,26 @@ def ensure_customer(shopper: CustomerIn) -> str:
 	return _create_customer(shopper)
 
 
+def _free_customer_name(customer_name: str) -> str | None:
+	"""ERPNext's name for a new Customer ("Ada Lovelace", else "Ada Lovelace - 3"), chosen under a lock.
+
+	ERPNext counts the taken names with a plain read, so two shoppers of one name created at once get the
+	same number. A locking read sees what others committed and makes the next one of that name wait for
+	this transaction. None when Customers are named by series (ERPNext then names it).
+	"""
+	if frappe.defaults.get_global_default("cust_master_name") != "Customer Name":
+		return None
+	prefix = f"{customer_name} - "
+	taken = frappe.db.sql_list(
+		"select name from `tabCustomer` where name = %s or name like %s for update",
+		(customer_name, escape_like(prefix) + "%"),
+	)
+	if not taken:
+		return customer_name
+	numbers = [cint(name.removeprefix(prefix)) for name in taken if name.startswith(prefix)]
+	return f"{prefix}{max(numbers, default=0) + 1}"
+
+
 def _create_customer(shopper: CustomerIn) -> str:
 	settings = get_settings()
 	customer = frappe.get_doc(
@@ -125,7 +147,7 @@ def _create_customer(shopper: CustomerIn) -> str:
 	)
 	frappe.db.savepoint("ecommerce_customer")
 	try:
-		customer.insert(ignore_permissions=True)
+		customer.insert(ignore_permissions=True, set_name=_free_customer_name(customer.customer_name))
 	except (frappe.UniqueValidationError, frappe.DuplicateEntryError):
 		# A concurrent request created this shopper first: use theirs.
 		frappe.db.rollback(save_point="ecommerce_customer")

@@ -17,6 +17,7 @@ from frappe import _
 from frappe.utils import flt, getdate, nowdate
 
 from ecommerce_bridge.contract.models import Refund, ReturnIn
+from ecommerce_bridge.db import escape_like
 from ecommerce_bridge.inbound.order import BridgeError, order_key
 from ecommerce_bridge.settings import get_settings
 from ecommerce_bridge.skus import normalize_sku
@@ -250,10 +251,6 @@ def paid_and_refunded(so) -> tuple[float, float]:
 		escape_like(refund_key_prefix(so.ecommerce_order_id)) + "%",
 	)[0][0]
 	return flt(paid), flt(refunded)
-
-
-def escape_like(text: str) -> str:
-	return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def refund_key_prefix(order_id: str) -> str:

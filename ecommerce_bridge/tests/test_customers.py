@@ -113,6 +113,26 @@ class TestCustomers(utils.BridgeCase):
 		self.assertEqual(codes, [200] * 4, texts)
 		self.assertEqual(len(self.customers_with(email)), 1)
 
+	def test_shoppers_of_one_name_signing_up_at_once_become_customers_of_distinct_names(self):
+		last_name = "Namesake " + frappe.generate_hash(length=6)
+		emails = [self.email() for _ in range(4)]
+		codes, texts = [], []
+
+		def send(email):
+			response = self.web.call(UPSERT, signup(email, last_name=last_name))
+			codes.append(response.status_code)
+			texts.append(response.text[:500])
+
+		threads = [threading.Thread(target=send, args=(email,)) for email in emails]
+		for thread in threads:
+			thread.start()
+		for thread in threads:
+			thread.join()
+		frappe.db.rollback()
+		self.assertEqual(codes, [200] * 4, texts)
+		names = sorted(name for email in emails for name in self.customers_with(email))
+		self.assertEqual(names, [f"Grace {last_name}"] + [f"Grace {last_name} - {n}" for n in (1, 2, 3)])
+
 	def test_two_storefront_accounts_with_one_email_are_held_for_a_person(self):
 		email = self.email()
 		self.upsert(signup(email, storefront_id="c-one-" + frappe.generate_hash(length=4)))
