@@ -5,7 +5,8 @@ Starts gunicorn (2 web workers) and RQ workers, then with the same 10 concurrent
   2. ERPNext's own Sales Order insert+submit rate (``POST /api/resource/Sales Order`` with docstatus 1);
   3. a burst of ORDERS distinct signed checkouts plus DUPLICATES repeats to ``ingest_order``: the
      acknowledgement latency, orders per second until the last Sales Order exists, Sales Orders created
-     (must equal ORDERS) and orders lost (must be 0).
+     (must equal ORDERS) and orders lost (must be 0); TODOS_IN_BURST ToDo inserts are mixed into the
+     burst, for the floor of a write under the very same load.
 
     cd frappe-bench && env/bin/python apps/ecommerce_bridge/benchmarks/orders_burst.py --site bridge.test
 """
@@ -27,6 +28,7 @@ args = arguments(
 	web_workers=(2, "gunicorn workers"),
 	rq_workers=(2, "RQ workers"),
 	customers=(300, "distinct shoppers the orders come from"),
+	todos_in_burst=(200, "ToDo inserts mixed into the burst, for the floor under the same load"),
 )
 frappe = connect(args.site)
 
@@ -129,13 +131,20 @@ try:
 			timeout=60,
 		)
 
+	# ToDo inserts ride along in the burst: the floor of a write under the very same load (the web
+	# workers busy with the burst, the RQ workers and the database turning it into Sales Orders).
+	todo_call = lambda: session().post(f"{url}/api/resource/ToDo", data=todo, headers=auth, timeout=60)  # noqa: E731
+	calls = [("order", deliver(body)) for body in bodies] + [("todo", todo_call)] * args.todos_in_burst
+	random.shuffle(calls)
 	started = time.perf_counter()
-	results = run([deliver(body) for body in bodies])
+	results = run([call for _, call in calls])
 	acked = time.perf_counter() - started
 	codes = {}
-	for _, response in results:
-		codes[response.status_code] = codes.get(response.status_code, 0) + 1
-	ack_latency = [t for t, _ in results]
+	for (kind, _), (_, response) in zip(calls, results, strict=True):
+		if kind == "order":
+			codes[response.status_code] = codes.get(response.status_code, 0) + 1
+	ack_latency = [t for (kind, _), (t, _) in zip(calls, results, strict=True) if kind == "order"]
+	todo_in_burst = [t for (kind, _), (t, _) in zip(calls, results, strict=True) if kind == "todo"]
 
 	order_ids = [p["order_id"] for p in payloads]
 	made, last_progress, done_at = 0, time.perf_counter(), None
@@ -173,6 +182,7 @@ try:
 		f"burst: {args.orders} orders + {args.duplicates} duplicates, answers {codes}, all acknowledged in {acked:.1f} s"
 	)
 	print(f"acknowledgement latency: {describe_ms(ack_latency)}")
+	print(f"ToDo REST insert inside the burst (same load): {describe_ms(todo_in_burst)}")
 	print(
 		f"throughput to Sales Order: {throughput:.1f} orders/s ({throughput / ceiling_rate:.0%} of the ceiling)"
 	)

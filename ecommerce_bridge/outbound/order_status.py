@@ -69,65 +69,93 @@ def payment_changed(doc, method=None):
 
 
 def order_entries(rows) -> list[dict]:
-	"""One snapshot per storefront order; orders without a Sales Order are omitted."""
-	entries = []
-	for row in rows:
-		so_name = frappe.db.get_value("Sales Order", {"ecommerce_order_id": row.record_key}, "name")
-		if so_name:
-			entries.append({**order_snapshot(frappe.get_doc("Sales Order", so_name)), "version": row.version})
-	return entries
+	"""One snapshot per storefront order, read in a handful of queries for the whole batch; orders
+	without a Sales Order are omitted."""
+	from ecommerce_bridge.inbound.returns import order_money
 
-
-def order_snapshot(so) -> dict:
-	from ecommerce_bridge.inbound.returns import paid_and_refunded
-
-	shipped = defaultdict(float)
-	returned = defaultdict(float)
-	shipments = []
-	for dn in frappe.get_all(
-		"Delivery Note",
-		filters={"name": ("in", _delivery_notes(so.name)), "docstatus": 1},
-		fields=["name", "is_return", "posting_date", "ecommerce_carrier", "ecommerce_tracking_number"],
-		order_by="posting_date, posting_time, creation",
+	orders = frappe.get_all(
+		"Sales Order",
+		filters={"ecommerce_order_id": ("in", [row.record_key for row in rows])},
+		fields=[
+			"name",
+			"ecommerce_order_id",
+			"docstatus",
+			"status",
+			"per_delivered",
+			"per_billed",
+			"grand_total",
+		],
+	)
+	if not orders:
+		return []
+	names = [so.name for so in orders]
+	lines = defaultdict(list)
+	for line in frappe.get_all(
+		"Sales Order Item",
+		filters={"parent": ("in", names)},
+		fields=["parent", "name", "item_code", "qty", "ecommerce_line_id"],
+		order_by="idx",
 	):
-		lines = []
-		for item in frappe.get_all(
-			"Delivery Note Item",
-			filters={"parent": dn.name, "against_sales_order": so.name},
-			fields=["so_detail", "qty"],
-			order_by="idx",
-		):
-			(returned if dn.is_return else shipped)[item.so_detail] += abs(flt(item.qty))
-			lines.append((item.so_detail, abs(flt(item.qty))))
-		if not dn.is_return:
-			shipments.append(
+		lines[line.parent].append(line)
+	deliveries = defaultdict(list)
+	for row in frappe.db.sql(
+		"""select dni.against_sales_order as sales_order, dni.so_detail, dni.qty, dn.name, dn.is_return,
+			dn.posting_date, dn.ecommerce_carrier, dn.ecommerce_tracking_number
+		from `tabDelivery Note Item` dni join `tabDelivery Note` dn on dn.name = dni.parent
+		where dn.docstatus = 1 and dni.against_sales_order in %(names)s
+		order by dn.posting_date, dn.posting_time, dn.creation, dni.idx""",
+		{"names": tuple(names)},
+		as_dict=True,
+	):
+		deliveries[row.sales_order].append(row)
+	money = order_money(names)
+	version = {row.record_key: row.version for row in rows}
+	return [
+		{
+			**order_snapshot(so, lines[so.name], deliveries[so.name], money[so.name]),
+			"version": version[so.ecommerce_order_id],
+		}
+		for so in orders
+	]
+
+
+def order_snapshot(so, lines: list[dict], deliveries: list[dict], money: dict) -> dict:
+	"""What the storefront is told of one order: its state, each line's progress, each shipment."""
+	by_line = {line.name: line for line in lines}
+	shipped, returned = defaultdict(float), defaultdict(float)
+	shipments = {}
+	for row in deliveries:
+		(returned if row.is_return else shipped)[row.so_detail] += abs(flt(row.qty))
+		if not row.is_return:
+			shipment = shipments.setdefault(
+				row.name,
 				{
-					"shipment_id": dn.name,
-					"carrier": dn.ecommerce_carrier or None,
-					"tracking_number": dn.ecommerce_tracking_number or None,
-					"shipped_on": str(dn.posting_date),
-					"lines": [_line(so, so_detail, qty) for so_detail, qty in lines],
-				}
+					"shipment_id": row.name,
+					"carrier": row.ecommerce_carrier or None,
+					"tracking_number": row.ecommerce_tracking_number or None,
+					"shipped_on": str(row.posting_date),
+					"lines": [],
+				},
 			)
-	paid, refunded = paid_and_refunded(so)
-	everything_returned = all(returned[row.name] >= flt(row.qty) for row in so.items)
+			shipment["lines"].append(_line(by_line.get(row.so_detail), abs(flt(row.qty))))
+	everything_returned = all(returned[line.name] >= flt(line.qty) for line in lines)
 	return {
 		"order_id": so.ecommerce_order_id,
 		"sales_order": so.name,
 		"status": "returned" if everything_returned else storefront_status(so),
 		"billing_status": "cancelled" if so.docstatus == 2 else _billing_status(so.per_billed),
 		"grand_total": f"{flt(so.grand_total):.2f}",
-		"paid_amount": f"{paid:.2f}",
-		"refunded_amount": f"{refunded:.2f}",
+		"paid_amount": f"{money['paid']:.2f}",
+		"refunded_amount": f"{money['refunded']:.2f}",
 		"lines": [
 			{
-				**_line(so, row.name, flt(row.qty)),
-				"shipped_qty": shipped[row.name],
-				"returned_qty": returned[row.name],
+				**_line(line, flt(line.qty)),
+				"shipped_qty": shipped[line.name],
+				"returned_qty": returned[line.name],
 			}
-			for row in so.items
+			for line in lines
 		],
-		"shipments": shipments,
+		"shipments": list(shipments.values()),
 	}
 
 
@@ -152,16 +180,9 @@ def _billing_status(per_billed) -> str:
 	)
 
 
-def _line(so, so_detail: str, qty: float) -> dict:
-	row = next((r for r in so.items if r.name == so_detail), None)
+def _line(line, qty: float) -> dict:
 	return {
-		"line_id": row.get("ecommerce_line_id") if row else None,
-		"sku": row.item_code if row else None,
+		"line_id": line.ecommerce_line_id if line else None,
+		"sku": line.item_code if line else None,
 		"qty": qty,
 	}
-
-
-def _delivery_notes(so_name: str) -> list[str]:
-	return frappe.get_all(
-		"Delivery Note Item", filters={"against_sales_order": so_name}, pluck="parent", distinct=True
-	) or [""]

@@ -14,7 +14,7 @@ import frappe
 from frappe import _
 from frappe.utils import add_days, flt, get_datetime, getdate, today
 
-from ecommerce_bridge.inbound.order import order_id_of_payment_key
+from ecommerce_bridge.inbound.returns import order_money
 from ecommerce_bridge.sync_log import LOG
 
 OK = "OK"
@@ -123,67 +123,8 @@ def received_orders(from_date, to_date) -> list[dict]:
 		{"from": from_date, "to": to_date},
 		as_dict=True,
 	)
-	after = returns_and_refunds([log.sales_order for log in logs if log.sales_order])
+	after = order_money([log.sales_order for log in logs if log.sales_order])
 	return [_row_for_log(log, after) for log in logs]
-
-
-def returns_and_refunds(sales_orders: list[str]) -> dict:
-	"""Per Sales Order: credit notes, refunds booked by the bridge, and returns waiting for a person."""
-	after = {
-		name: {"paid": 0.0, "credited": 0.0, "refunded": 0.0, "returns_held": 0} for name in sales_orders
-	}
-	if not sales_orders:
-		return after
-	# Payments stay counted when an advance is allocated to the order's invoice (its reference moves there).
-	invoice_orders = dict(
-		frappe.db.sql(
-			"""select distinct parent, sales_order from `tabSales Invoice Item`
-			where docstatus = 1 and sales_order in %(orders)s""",
-			{"orders": tuple(sales_orders)},
-		)
-	)
-	for reference, amount in frappe.db.sql(
-		"""select per.reference_name, sum(per.allocated_amount) from `tabPayment Entry Reference` per
-		join `tabPayment Entry` pe on pe.name = per.parent
-		where pe.docstatus = 1 and pe.payment_type = 'Receive' and per.reference_name in %(names)s
-		group by per.reference_name""",
-		{"names": tuple(sales_orders) + tuple(invoice_orders)},
-	):
-		after[invoice_orders.get(reference, reference)]["paid"] += flt(amount)
-	for row in frappe.db.sql(
-		"""select si.name, -si.grand_total as credited, min(sii.sales_order) as sales_order
-		from `tabSales Invoice` si join `tabSales Invoice Item` sii on sii.parent = si.name
-		where si.docstatus = 1 and si.is_return = 1 and sii.sales_order in %(orders)s group by si.name""",
-		{"orders": tuple(sales_orders)},
-		as_dict=True,
-	):
-		after[row.sales_order]["credited"] += flt(row.credited)
-	by_order_id = dict(
-		frappe.get_all(
-			"Sales Order",
-			filters={"name": ("in", sales_orders)},
-			fields=["ecommerce_order_id", "name"],
-			as_list=1,
-		)
-	)
-	for key, amount in frappe.db.sql(
-		"""select ecommerce_payment_key, paid_amount from `tabPayment Entry`
-		where docstatus = 1 and payment_type = 'Pay' and ecommerce_payment_key like 'order:%%:refund:%%'"""
-	):
-		so = by_order_id.get(order_id_of_payment_key(key))
-		if so:
-			after[so]["refunded"] += flt(amount)
-	for order_id in frappe.get_all(
-		LOG,
-		filters={
-			"entity": ("in", ["Return", "Order Cancel"]),
-			"status": "Failed",
-			"storefront_id": ("in", list(by_order_id)),
-		},
-		pluck="storefront_id",
-	):
-		after[by_order_id[order_id]]["returns_held"] += 1
-	return after
 
 
 def _row_for_log(log, after: dict) -> dict:
