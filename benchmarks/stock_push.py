@@ -126,7 +126,7 @@ try:
 	for start in range(existing, args.items, 500):
 		codes = [f"BENCH-{n:05d}" for n in range(start, min(start + 500, args.items))]
 		for code in codes:
-			utils.make_item(code, price=10 + len(code) % 7)
+			utils.make_item(code, publish=0, price=10 + len(code) % 7)
 		entry = frappe.get_doc(
 			{
 				"doctype": "Stock Entry",

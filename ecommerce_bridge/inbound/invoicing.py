@@ -19,21 +19,35 @@ from frappe.utils import flt
 
 from ecommerce_bridge.inbound.order import enqueue_log, order_key
 from ecommerce_bridge.settings import get_settings, pillar_enabled
-from ecommerce_bridge.sync_log import new_log
+from ecommerce_bridge.sync_log import new_log, plain_error
 
 WHEN_PAID = "When Paid"
 WHEN_DELIVERED = "When Delivered"
 
 
-def invoice_paid_order(so) -> str | None:
-	"""Called when a storefront payment was recorded: invoice what is not invoiced yet."""
+def invoice_paid_order(so) -> list[str]:
+	"""Called when a storefront payment was recorded: invoice what is not invoiced yet. An invoice that
+	cannot be made never holds the order back: the Sales Order and payment stand, and the note returned
+	asks an accountant to look (a retry of the log makes the invoice once the cause is fixed)."""
 	from erpnext.selling.doctype.sales_order.sales_order import make_sales_invoice
 
 	if get_settings().auto_invoice != WHEN_PAID or flt(so.per_billed) >= 100:
-		return None
-	return submit_invoice(
-		make_sales_invoice(so.name, ignore_permissions=True), f"{order_key(so.ecommerce_order_id)}:invoice"
-	)
+		return []
+	frappe.db.savepoint("ecommerce_paid_invoice")
+	try:
+		submit_invoice(
+			make_sales_invoice(so.name, ignore_permissions=True),
+			f"{order_key(so.ecommerce_order_id)}:invoice",
+		)
+	except frappe.ValidationError as exc:
+		frappe.db.rollback(save_point="ecommerce_paid_invoice")
+		frappe.clear_messages()
+		return [
+			_("The Sales Invoice could not be made: {0} Fix the cause, then retry this log.").format(
+				plain_error(exc)
+			)
+		]
+	return []
 
 
 def delivery_submitted(doc, method=None):

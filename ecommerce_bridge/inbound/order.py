@@ -139,7 +139,7 @@ def _process_order(payload: dict, log_name: str) -> dict:
 		if not notes:
 			from ecommerce_bridge.inbound.invoicing import invoice_paid_order
 
-			invoice_paid_order(so)
+			notes += invoice_paid_order(so)
 	grand_total = Decimal(str(so.grand_total)).quantize(CENT)
 	if grand_total != order.total:
 		notes.append(
@@ -346,7 +346,10 @@ def process_cancel(log_name: str) -> None:
 
 def _process_cancel(payload: dict, log_name: str) -> dict:
 	request = OrderCancel.model_validate(payload)
-	so_name = frappe.db.get_value("Sales Order", {"ecommerce_order_id": request.order_id}, "name")
+	# Locked first, like a return: a cancellation and a return of one order never overlap.
+	so_name = frappe.db.get_value(
+		"Sales Order", {"ecommerce_order_id": request.order_id}, "name", for_update=True
+	)
 	if not so_name:
 		order_log = frappe.db.get_value(LOG, {"idempotency_key": order_key(request.order_id)}, "status")
 		if order_log in ("Queued", "Processing", "Failed"):

@@ -46,8 +46,11 @@ def _process_return(payload: dict, log_name: str) -> dict:
 
 
 def sales_order_for(order_id: str):
-	"""The Sales Order of a storefront order; waits (retries) while the order is still being created."""
-	name = frappe.db.get_value("Sales Order", {"ecommerce_order_id": order_id}, "name")
+	"""The Sales Order of a storefront order, locked; waits (retries) while it is still being created.
+
+	The lock is this transaction's first read, so two returns of one order are booked one after the
+	other, the second seeing what the first took back."""
+	name = frappe.db.get_value("Sales Order", {"ecommerce_order_id": order_id}, "name", for_update=True)
 	if name:
 		return frappe.get_doc("Sales Order", name)
 	if frappe.db.get_value(LOG, {"idempotency_key": order_key(order_id)}, "status") in (
