@@ -1,9 +1,9 @@
 """Screenshots of the accountants' Desk, taken in a real headless Chromium, logged in as an accountant.
 
 Prepares real data in the site (a configured bridge against the reference storefront, orders that
-succeed, one whose SKU is unknown, one never received), serves the site with ``bench serve``, and
-saves PNGs of the Sync Log list, a failed Sync Log form, the workspace and both reports under
-docs/screenshots/. Needs Debian's chromium and the playwright package in the bench's Python:
+succeed, one shipped and partly returned with a refund, one whose SKU is unknown, one never
+received), serves the site with ``bench serve``, and saves PNGs of the Sync Log list, a failed Sync Log
+form, the workspace and both reports under docs/screenshots/. Needs Debian's chromium and the playwright package in the bench's Python:
 
     cd frappe-bench && env/bin/pip install playwright
     env/bin/python apps/ecommerce_bridge/docs/screenshots.py --site bridge.test
@@ -54,6 +54,28 @@ def prepare(site: str) -> None:
 		for payload in orders:
 			web.call("ecommerce_bridge.api.ingest_order", payload)
 		storefront.add_order(utils.order_payload([(mug, 3, 12)], email="ken@example.com"))
+		frappe.db.commit()
+		utils.run_queued_jobs()
+		# Ada's order ships, and one mug comes back chipped: a return with a refund.
+		from erpnext.selling.doctype.sales_order.sales_order import make_delivery_note
+
+		shipped = make_delivery_note(
+			frappe.db.get_value("Sales Order", {"ecommerce_order_id": orders[0]["order_id"]})
+		)
+		shipped.update({"ecommerce_carrier": "DHL", "ecommerce_tracking_number": "00340434161094042557"})
+		shipped.insert()
+		shipped.submit()
+		frappe.db.commit()
+		web.call(
+			"ecommerce_bridge.api.ingest_return",
+			{
+				"return_id": f"RET-{orders[0]['order_id']}",
+				"order_id": orders[0]["order_id"],
+				"reason": "chipped",
+				"lines": [{"sku": mug, "qty": 1}],
+				"refund": {"gateway": "stripe", "transaction_id": "re_3PqB1", "amount": "12.00"},
+			},
+		)
 		frappe.db.commit()
 		utils.run_queued_jobs()
 		frappe.db.set_single_value("Ecommerce Bridge Settings", "max_attempts", 1)
