@@ -254,6 +254,8 @@ def create_sales_order(order: OrderIn, log_name: str) -> str:
 		if existing:
 			return existing
 		raise
+	# ERPNext leaves a document submitted on insert in status Draft; set the one a submit would.
+	so.set_status(update=True, update_modified=False)
 	return so.name
 
 

@@ -53,7 +53,7 @@ class TestCheckout(OrderCase):
 		email = f"guest-{frappe.generate_hash(length=6)}@example.com"
 		payload = utils.order_payload([(self.sku, 2, 20)], email=email)
 		so = self.assertProcessed(self.checkout(payload))
-		self.assertEqual(so.docstatus, 1)
+		self.assertEqual((so.docstatus, so.status), (1, "To Deliver and Bill"))
 		self.assertEqual(so.ecommerce_order_id, payload["order_id"])
 		self.assertEqual(Decimal(str(so.grand_total)), Decimal(payload["total"]))
 		self.assertEqual([(i.item_code, i.qty, i.rate) for i in so.items], [(self.sku, 2, 20)])
