@@ -371,7 +371,7 @@ class TestReturns(AfterCheckoutCase):
 		self.assertEqual(row["payment_recorded"], float(payload["total"]))
 		# One of two units: its price and its share of the VAT (20 + 6 / 2), no shipping.
 		self.assertEqual((row["credited"], row["refunded"]), (23, 23))
-		self.assertEqual(row["result"], "Returned / refunded")
+		self.assertEqual((row["result"], row["needs_look"]), ("Returned / refunded", 0))
 
 
 class TestLateCancellation(AfterCheckoutCase):

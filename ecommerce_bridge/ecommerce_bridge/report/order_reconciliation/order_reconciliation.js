@@ -28,7 +28,7 @@ frappe.query_reports["Order Reconciliation"] = {
 	formatter(value, row, column, data, default_formatter) {
 		value = default_formatter(value, row, column, data);
 		if (column.fieldname === "result" && data) {
-			const colour = data.result === "OK" ? "green" : "red";
+			const colour = data.needs_look ? "red" : data.result === "OK" ? "green" : "blue";
 			value = `<span class="indicator-pill ${colour}">${value}</span>`;
 		}
 		return value;

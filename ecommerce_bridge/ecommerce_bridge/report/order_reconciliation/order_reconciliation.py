@@ -34,7 +34,7 @@ def execute(filters=None):
 			notes.append(note)
 	rows.sort(key=lambda row: (row["date"], row["order_id"]))
 	if filters.only_problems:
-		rows = [row for row in rows if row["result"] != OK]
+		rows = [row for row in rows if row["needs_look"]]
 	return columns(), rows, "<br>".join(notes) or None, chart(rows), summary(rows)
 
 
@@ -108,6 +108,7 @@ def columns() -> list[dict]:
 		},
 		{"fieldname": "sync_log", "label": _("Sync Log"), "fieldtype": "Link", "options": LOG, "width": 110},
 		{"fieldname": "sync_status", "label": _("Sync Status"), "fieldtype": "Data", "width": 90},
+		{"fieldname": "needs_look", "label": _("Needs a Look"), "fieldtype": "Check", "hidden": 1},
 	]
 
 
@@ -150,24 +151,26 @@ def _row_for_log(log, after: dict) -> dict:
 		"refunded": after[log.sales_order]["refunded"] if log.sales_order else None,
 	}
 	row["difference"] = flt(Decimal(str(log.grand_total or 0)) - total) if log.sales_order else None
-	row["result"] = _result(row, log, total, paid, after.get(log.sales_order))
+	row["result"], row["needs_look"] = _result(log, total, paid, after.get(log.sales_order))
 	return row
 
 
-def _result(row, log, total: Decimal, paid: Decimal, after: dict | None) -> str:
+def _result(log, total: Decimal, paid: Decimal, after: dict | None) -> tuple[str, int]:
+	"""The row's verdict and whether it needs a look."""
 	if not log.sales_order:
-		return _("No Sales Order ({0})").format(_(log.status))
+		return _("No Sales Order ({0})").format(_(log.status)), 1
 	if after["returns_held"]:
-		return _("Return waits for a person")
+		return _("Return waits for a person"), 1
 	if log.docstatus == 2:
-		return _("Cancelled")
+		return _("Cancelled"), 1
 	if Decimal(str(log.grand_total)).quantize(CENT) != total.quantize(CENT):
-		return _("Total mismatch")
+		return _("Total mismatch"), 1
 	if paid and Decimal(str(after["paid"])).quantize(CENT) < paid.quantize(CENT):
-		return _("Payment not recorded")
+		return _("Payment not recorded"), 1
 	if after["refunded"] or after["credited"]:
-		return _("Returned / refunded")
-	return OK
+		# Settled by the bridge: shown, but nothing to look at.
+		return _("Returned / refunded"), 0
+	return OK, 0
 
 
 def storefront_orders_not_received(from_date, to_date, received: set[str]) -> tuple[list[dict], str | None]:
@@ -190,6 +193,7 @@ def storefront_orders_not_received(from_date, to_date, received: set[str]) -> tu
 						"currency": order.get("currency"),
 						"storefront_total": flt(_money(order.get("total"))),
 						"result": _("Missing in ERPNext"),
+						"needs_look": 1,
 					}
 				)
 	except (StorefrontError, frappe.ValidationError) as exc:
@@ -238,7 +242,7 @@ def chart(rows: list[dict]) -> dict | None:
 
 
 def summary(rows: list[dict]) -> list[dict]:
-	problems = sum(1 for row in rows if row["result"] != OK)
+	problems = sum(1 for row in rows if row["needs_look"])
 	return [
 		{"label": _("Storefront Orders"), "value": len(rows), "datatype": "Int"},
 		{
