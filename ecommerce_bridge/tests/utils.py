@@ -8,6 +8,7 @@ taken off Redis and run by an RQ worker in another thread, with its own database
 
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import frappe
@@ -239,6 +240,11 @@ class WebServer:
 			params=params,
 			timeout=60,
 		)
+
+	def call_at_once(self, method: str, payloads: list) -> list[requests.Response]:
+		"""Send every payload to ``method`` at the same moment, each from its own thread."""
+		with ThreadPoolExecutor(len(payloads)) as pool:
+			return list(pool.map(lambda payload: self.call(method, payload), payloads))
 
 
 def start_storefront() -> ReferenceStorefront:
