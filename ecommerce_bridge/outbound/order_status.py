@@ -52,6 +52,8 @@ def invoice_changed(doc, method=None):
 
 
 def payment_changed(doc, method=None):
+	if not pillar_enabled("orders"):
+		return
 	orders = [ref.reference_name for ref in doc.references if ref.reference_doctype == "Sales Order"]
 	invoices = [ref.reference_name for ref in doc.references if ref.reference_doctype == "Sales Invoice"]
 	if invoices:

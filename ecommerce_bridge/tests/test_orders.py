@@ -342,3 +342,6 @@ class TestCancellation(OrderCase):
 		self.assertEqual(so.docstatus, 2)
 		after = frappe.db.get_value("Bin", {"item_code": self.sku, "warehouse": utils.shop()}, "reserved_qty")
 		self.assertEqual(reserved - after, 3)
+		# The storefront is told, like any change of the order's state.
+		told = self.storefront.order_status[payload["order_id"]]
+		self.assertEqual((told["status"], told["billing_status"]), ("cancelled", "cancelled"))
