@@ -374,6 +374,36 @@ class TestReturns(AfterCheckoutCase):
 		self.assertEqual((row["result"], row["needs_look"]), ("Returned / refunded", 0))
 
 
+class TestReturnsWithoutInvoice(AfterCheckoutCase):
+	auto_invoice = "Never"
+
+	def test_a_refund_of_an_order_not_invoiced_pays_the_customer_back_against_the_advance(self):
+		payload, so = self.paid_order(qty=2)
+		self.deliver(so, 2)
+		before = self.shop_qty()
+		log = self.send_return(
+			{
+				"return_id": f"R{frappe.generate_hash(length=8)}",
+				"order_id": payload["order_id"],
+				"lines": [{"line_id": "1", "sku": self.sku, "qty": 1}],
+				"refund": {"gateway": "stripe", "transaction_id": "re_noinv", "amount": "23.00"},
+			}
+		)
+		self.assertEqual(log.status, "Success", f"{log.error}\n{log.traceback}")
+		self.assertEqual(self.shop_qty() - before, 1)
+		self.assertEqual(self.invoices(so, is_return=1), [])
+		refund = frappe.get_doc("Payment Entry", {"reference_no": "re_noinv"})
+		receivable = frappe.get_cached_value("Company", so.company, "default_receivable_account")
+		self.assertEqual(
+			(refund.docstatus, refund.payment_type, refund.party, refund.paid_to, refund.paid_amount),
+			(1, "Pay", so.customer, receivable, 23),
+		)
+		utils.run_queued_jobs()
+		told = self.storefront_order(payload["order_id"])
+		self.assertEqual((told["refunded_amount"], told["lines"][0]["returned_qty"]), ("23.00", 1))
+		self.assertEqual(told["status"], "closed")
+
+
 class TestLateCancellation(AfterCheckoutCase):
 	auto_invoice = "When Paid"
 
