@@ -43,6 +43,7 @@ doc_events = {
 		"on_cancel": f"{_orders}.delivery_changed",
 		"on_update_after_submit": f"{_orders}.delivery_changed",
 	},
+	"Shipment": {"on_change": f"{_orders}.shipment_changed"},
 	"Sales Invoice": {"on_submit": f"{_orders}.invoice_changed", "on_cancel": f"{_orders}.invoice_changed"},
 	"Payment Entry": {"on_submit": f"{_orders}.payment_changed", "on_cancel": f"{_orders}.payment_changed"},
 	# ERPNext edits of a storefront Customer flow back (changes that came from the storefront are not echoed).

@@ -5,7 +5,8 @@ Same mechanism as stock: hooks on the documents that change an order (its Sales 
 Sales Invoices, Payment Entries) record the storefront order id in the outbox, in the same transaction;
 the flush job sends one snapshot per order, read after commit and versioned, so two shipments make two
 pushes, a burst makes one, and a late delivery never overwrites a newer state. A cancelled Delivery Note
-is simply absent from the next snapshot: its shipment is retracted.
+is simply absent from the next snapshot: its shipment is retracted. Carrier and tracking number come from
+the Delivery Note's own fields, else from a submitted ERPNext Shipment that ships it.
 """
 
 from collections import defaultdict
@@ -45,6 +46,21 @@ def sales_order_changed(doc, method=None):
 
 def delivery_changed(doc, method=None):
 	record_orders(row.against_sales_order for row in doc.items)
+
+
+def shipment_changed(doc, method=None):
+	"""An ERPNext Shipment carries the tracking of the Delivery Notes it ships (set by a carrier
+	integration with db_set too, hence on_change)."""
+	notes = [row.delivery_note for row in doc.get("shipment_delivery_note") or [] if row.delivery_note]
+	if notes:
+		record_orders(
+			frappe.get_all(
+				"Delivery Note Item",
+				filters={"parent": ("in", notes)},
+				pluck="against_sales_order",
+				distinct=True,
+			)
+		)
 
 
 def invoice_changed(doc, method=None):
@@ -102,8 +118,19 @@ def order_entries(rows) -> list[dict]:
 	deliveries = defaultdict(list)
 	for row in frappe.db.sql(
 		"""select dni.against_sales_order as sales_order, dni.so_detail, dni.qty, dn.name, dn.is_return,
-			dn.posting_date, dn.ecommerce_carrier, dn.ecommerce_tracking_number
+			dn.posting_date,
+			coalesce(nullif(dn.ecommerce_carrier, ''), shipment.carrier) as carrier,
+			coalesce(nullif(dn.ecommerce_tracking_number, ''), shipment.awb_number) as tracking_number,
+			shipment.tracking_url
 		from `tabDelivery Note Item` dni join `tabDelivery Note` dn on dn.name = dni.parent
+		left join (
+			select sdn.delivery_note, max(s.carrier) as carrier, max(s.awb_number) as awb_number,
+				max(s.tracking_url) as tracking_url
+			from `tabShipment Delivery Note` sdn join `tabShipment` s on s.name = sdn.parent
+			where s.docstatus = 1 and sdn.delivery_note in (
+				select parent from `tabDelivery Note Item` where against_sales_order in %(names)s)
+			group by sdn.delivery_note
+		) shipment on shipment.delivery_note = dn.name
 		where dn.docstatus = 1 and dni.against_sales_order in %(names)s
 		order by dn.posting_date, dn.posting_time, dn.creation, dni.idx""",
 		{"names": tuple(names)},
@@ -133,8 +160,9 @@ def order_snapshot(so, lines: list[dict], deliveries: list[dict], money: dict) -
 				row.name,
 				{
 					"shipment_id": row.name,
-					"carrier": row.ecommerce_carrier or None,
-					"tracking_number": row.ecommerce_tracking_number or None,
+					"carrier": row.carrier or None,
+					"tracking_number": row.tracking_number or None,
+					"tracking_url": row.tracking_url or None,
 					"shipped_on": str(row.posting_date),
 					"lines": [],
 				},

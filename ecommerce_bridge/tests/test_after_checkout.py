@@ -126,6 +126,7 @@ class TestShipments(AfterCheckoutCase):
 					"shipment_id": first.name,
 					"carrier": "DHL",
 					"tracking_number": "TRACK-1",
+					"tracking_url": None,
 					"shipped_on": str(first.posting_date),
 					"lines": [{"line_id": "1", "sku": self.sku, "qty": 1.0}],
 				}
@@ -164,6 +165,67 @@ class TestShipments(AfterCheckoutCase):
 		self.assertEqual(
 			self.storefront_order(payload["order_id"])["shipments"][0]["tracking_number"], "LATE-1"
 		)
+
+	def test_an_erpnext_shipment_gives_its_tracking_to_the_delivery_it_ships(self):
+		payload = utils.order_payload([(self.sku, 1, 20)])
+		so = self.assertProcessed(self.checkout(payload))
+		note = self.deliver(so, 1, carrier=None)
+		shipment = frappe.get_doc(
+			{
+				"doctype": "Shipment",
+				"pickup_from_type": "Company",
+				"pickup_company": so.company,
+				"pickup_address_name": company_address(so.company),
+				"pickup_contact_person": "Administrator",
+				"delivery_to_type": "Customer",
+				"delivery_customer": so.customer,
+				"delivery_address_name": so.shipping_address_name,
+				"delivery_contact_name": frappe.db.get_value(
+					"Customer", so.customer, "customer_primary_contact"
+				),
+				"shipment_delivery_note": [{"delivery_note": note.name, "grand_total": note.grand_total}],
+				"shipment_parcel": [{"length": 20, "width": 20, "height": 10, "weight": 1, "count": 1}],
+				"pickup_date": frappe.utils.nowdate(),
+				"pickup_from": "09:00",
+				"pickup_to": "17:00",
+				"description_of_content": "Mugs",
+				"carrier": "DHL",
+				"awb_number": "AWB-0042",
+				"tracking_url": "https://tracking.example/AWB-0042",
+			}
+		)
+		shipment.insert()
+		shipment.submit()
+		frappe.db.commit()
+		utils.run_queued_jobs()
+		[told] = self.storefront_order(payload["order_id"])["shipments"]
+		self.assertEqual(
+			(told["shipment_id"], told["carrier"], told["tracking_number"], told["tracking_url"]),
+			(note.name, "DHL", "AWB-0042", "https://tracking.example/AWB-0042"),
+		)
+
+
+def company_address(company: str) -> str:
+	name = frappe.db.get_value(
+		"Dynamic Link", {"link_doctype": "Company", "link_name": company, "parenttype": "Address"}, "parent"
+	)
+	if name:
+		return name
+	return (
+		frappe.get_doc(
+			{
+				"doctype": "Address",
+				"address_title": company,
+				"address_line1": "1 Warehouse Road",
+				"city": "Springfield",
+				"country": "United States",
+				"is_your_company_address": 1,
+				"links": [{"link_doctype": "Company", "link_name": company}],
+			}
+		)
+		.insert(ignore_permissions=True)
+		.name
+	)
 
 
 class TestInvoiceWhenPaid(AfterCheckoutCase):
