@@ -40,17 +40,6 @@ class DeskCase(utils.BridgeCase):
 	def tearDown(self):
 		frappe.set_user("Administrator")
 
-	def checkout(self, payload) -> "frappe.Document":
-		frappe.db.commit()  # the request runs on another connection: it must not wait on this one's locks
-		response = self.web.call(INGEST, payload)
-		self.assertIn(response.status_code, (200, 202), response.text[:500])
-		frappe.db.commit()
-		utils.run_queued_jobs()
-		return frappe.get_doc(LOG, response.json()["message"]["log"])
-
-	def sales_orders(self, order_id) -> list[str]:
-		return frappe.get_all("Sales Order", filters={"ecommerce_order_id": order_id}, pluck="name")
-
 	def set_settings(self, **values):
 		frappe.db.set_single_value(SETTINGS, values)
 		frappe.clear_document_cache(SETTINGS, SETTINGS)

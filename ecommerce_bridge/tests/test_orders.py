@@ -26,21 +26,6 @@ class OrderCase(utils.BridgeCase):
 		utils.stock_entry("Material Receipt", cls.sku, 100, target=utils.shop())
 		frappe.db.commit()
 
-	def ingest(self, payload, expect=202):
-		response = self.web.call(INGEST, payload)
-		self.assertEqual(response.status_code, expect, response.text[:1000])
-		frappe.db.commit()  # end this test's snapshot, so it sees what the request committed
-		return response.json().get("message") or response.json()
-
-	def checkout(self, payload):
-		"""Send an order, run the worker, return its Sync Log row."""
-		answer = self.ingest(payload)
-		utils.run_queued_jobs()
-		return frappe.get_doc("Ecommerce Sync Log", answer["log"])
-
-	def sales_orders(self, order_id):
-		return frappe.get_all("Sales Order", filters={"ecommerce_order_id": order_id}, pluck="name")
-
 	def assertProcessed(self, log):
 		self.assertEqual(log.status, "Success", f"{log.error}\n{log.traceback}")
 		self.assertFalse(log.needs_attention, log.error)

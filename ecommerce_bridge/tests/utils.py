@@ -268,6 +268,23 @@ class BridgeCase(FrappeTestCase):
 		cls.storefront.stop()
 		super().tearDownClass()
 
+	def ingest(self, payload, expect: int = 202) -> dict:
+		"""Send a checkout as the storefront does; returns the answer's message."""
+		frappe.db.commit()  # the request runs on another connection: it must not wait on this one's locks
+		response = self.web.call("ecommerce_bridge.api.ingest_order", payload)
+		self.assertEqual(response.status_code, expect, response.text[:1000])
+		frappe.db.commit()  # end this test's snapshot, so it sees what the request committed
+		return response.json().get("message") or response.json()
+
+	def checkout(self, payload) -> "frappe.Document":
+		"""Send a checkout, run the worker, return its Sync Log row."""
+		answer = self.ingest(payload)
+		run_queued_jobs()
+		return frappe.get_doc("Ecommerce Sync Log", answer["log"])
+
+	def sales_orders(self, order_id) -> list[str]:
+		return frappe.get_all("Sales Order", filters={"ecommerce_order_id": order_id}, pluck="name")
+
 
 def run_queued_jobs(queues=("short", "default", "long")) -> None:
 	"""Run every queued job with an RQ worker in its own thread, as a bench worker would."""
