@@ -16,7 +16,6 @@ from ecommerce_bridge.outbound.push import flush_outbox
 from ecommerce_bridge.sync_log import LOG, new_log, next_retry, record_failure
 from ecommerce_bridge.tests import utils
 
-INGEST = "ecommerce_bridge.api.ingest_order"
 SETTINGS = "Ecommerce Bridge Settings"
 ACCOUNTANT = "eb-desk-accountant@example.com"
 
