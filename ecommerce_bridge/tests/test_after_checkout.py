@@ -364,6 +364,34 @@ class TestReturns(AfterCheckoutCase):
 		self.assertEqual(len(self.return_notes(so)), 2)
 		self.assertEqual(self.shop_qty(), before)
 
+	def test_a_returned_product_bundle_restocks_its_parts(self):
+		bundle = utils.make_item(is_stock_item=0, price=None)
+		frappe.get_doc(
+			{
+				"doctype": "Product Bundle",
+				"new_item_code": bundle,
+				"items": [{"item_code": self.sku, "qty": 2}],
+			}
+		).insert()
+		frappe.db.commit()
+		payload = utils.order_payload([(bundle, 2, 35)])
+		payload["payment"] = paid(payload["total"])
+		so = self.assertProcessed(self.checkout(payload))
+		self.deliver(so, 2)
+		before = self.shop_qty()
+		log = self.send_return(
+			{
+				"return_id": f"R{frappe.generate_hash(length=8)}",
+				"order_id": payload["order_id"],
+				"lines": [{"sku": bundle, "qty": 1}],
+			}
+		)
+		self.assertEqual(log.status, "Success", f"{log.error}\n{log.traceback}")
+		# One bundle of two parts came back.
+		self.assertEqual(self.shop_qty() - before, 2)
+		[credit] = self.invoices(so, is_return=1)
+		self.assertEqual(credit.grand_total, -35)
+
 	def test_a_refund_larger_than_what_was_paid_is_held_for_an_accountant(self):
 		payload, so = self.paid_order(qty=1)
 		log = self.send_return(
