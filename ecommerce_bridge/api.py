@@ -174,8 +174,11 @@ def cancel_order() -> dict:
 @frappe.whitelist(allow_guest=True, methods=["POST"])
 @rate_limit(limit=_inbound_rate_limit, seconds=60)
 def ingest_return() -> dict:
-	"""Goods and/or money coming back for one order: 202 when recorded, 200 for a repeat of its id."""
-	return _record_order_work("Return", ReturnIn, lambda request: f"return:{request.return_id}")
+	"""Goods and/or money coming back for one order: 202 when recorded, 200 for a repeat of its
+	return id (return ids are the storefront's, unique within an order)."""
+	return _record_order_work(
+		"Return", ReturnIn, lambda request: f"return:{request.order_id}:{request.return_id}"
+	)
 
 
 @frappe.whitelist(allow_guest=True, methods=["POST"])

@@ -148,12 +148,14 @@ CUSTOM_FIELDS = {
 
 
 def after_install():
-	create_custom_fields(CUSTOM_FIELDS, ignore_validate=True, update=True)
+	after_migrate()
 	backfill_sku_keys()
 
 
 def after_migrate():
 	create_custom_fields(CUSTOM_FIELDS, ignore_validate=True, update=True)
+	# The workers take the oldest Queued row: an index that finds it without sorting every Queued row.
+	frappe.db.add_index("Ecommerce Sync Log", ["status", "creation"])
 
 
 def backfill_sku_keys():

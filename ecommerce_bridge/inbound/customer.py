@@ -125,7 +125,8 @@ def _free_customer_name(customer_name: str) -> str | None:
 	)
 	if not taken:
 		return customer_name
-	numbers = [cint(name.removeprefix(prefix)) for name in taken if name.startswith(prefix)]
+	# The database compares names without case; so must we.
+	numbers = [cint(name[len(prefix) :]) for name in taken if name.casefold().startswith(prefix.casefold())]
 	return f"{prefix}{max(numbers, default=0) + 1}"
 
 

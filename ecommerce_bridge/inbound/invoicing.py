@@ -90,6 +90,15 @@ def _invoice_delivery(payload: dict, log_name: str) -> dict:
 	from erpnext.stock.doctype.delivery_note.delivery_note import make_sales_invoice
 
 	delivery_note = payload["delivery_note"]
+	# Its Sales Orders are locked before anything is read (locking reads take no snapshot): invoices
+	# and returns of one order are made one after the other, each seeing what the one before billed.
+	orders = frappe.db.sql_list(
+		"""select distinct against_sales_order from `tabDelivery Note Item`
+		where parent = %s and ifnull(against_sales_order, '') != '' lock in share mode""",
+		delivery_note,
+	)
+	for name in sorted(orders):
+		frappe.db.get_value("Sales Order", name, "name", for_update=True)
 	if frappe.db.get_value("Delivery Note", delivery_note, "docstatus") != 1:
 		return {"status": "Skipped", "error": _("Delivery Note {0} is not submitted.").format(delivery_note)}
 	if frappe.db.get_value("Delivery Note", delivery_note, "per_billed") >= 100:
@@ -116,7 +125,12 @@ def submit_invoice(si, key: str) -> str:
 	except (frappe.UniqueValidationError, frappe.DuplicateEntryError):
 		frappe.db.rollback(save_point="ecommerce_invoice")
 		frappe.clear_messages()
-		return frappe.db.get_value("Sales Invoice", {"ecommerce_invoice_key": key}, "name", for_update=True)
+		existing = frappe.db.get_value(
+			"Sales Invoice", {"ecommerce_invoice_key": key}, "name", for_update=True
+		)
+		if not existing:
+			raise
+		return existing
 	si.submit()
 	return si.name
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import frappe
 from frappe import _
-from frappe.utils import add_to_date, get_datetime, get_system_timezone, getdate, now_datetime
+from frappe.utils import add_to_date, flt, get_datetime, get_system_timezone, getdate, now_datetime
 
 from ecommerce_bridge.contract.models import OrderCancel, OrderIn, normalize_email
 from ecommerce_bridge.inbound.customer import ensure_address, ensure_customer, hold_shopper
@@ -52,9 +52,9 @@ def order_id_of_payment_key(key: str | None) -> str | None:
 	if not key or not key.startswith("order:"):
 		return None
 	rest = key.removeprefix("order:")
-	if rest.endswith(":payment"):
-		return rest.removesuffix(":payment")
-	return rest.split(":refund:", 1)[0] if ":refund:" in rest else None
+	if ":refund:" in rest:
+		return rest.split(":refund:", 1)[0]
+	return rest.removesuffix(":payment") if rest.endswith(":payment") else None
 
 
 # ---- the job ------------------------------------------------------------------------------------
@@ -370,12 +370,25 @@ def _process_cancel(payload: dict, log_name: str) -> dict:
 
 		booked = reverse_whole_order(so, request.refund, request.reason)
 		return {**reference, "response": booked}
+	refund = None
+	if request.refund:
+		from ecommerce_bridge.inbound.returns import record_refund
+
+		remark = _("Storefront cancellation of order {0}").format(request.order_id)
+		refund = record_refund(so, request.refund, f"cancel-{request.order_id}", remark, [])
+	if flt(so.advance_paid):
+		# ERPNext refuses to cancel an order a payment points to: the payment stays with the customer
+		# as an advance (which the refund, when there is one, pays back).
+		from erpnext.accounts.utils import unlink_ref_doc_from_payment_entries
+
+		unlink_ref_doc_from_payment_entries(so)
+		so.reload()
 	so.flags.ignore_permissions = True
 	so.add_comment(
 		"Comment", _("Cancelled by the storefront: {0}").format(request.reason or _("no reason given"))
 	)
 	so.cancel()
-	return reference
+	return {**reference, "response": {"refund": refund}}
 
 
 # ---- scheduled --------------------------------------------------------------------------------------
@@ -413,6 +426,9 @@ def enqueue_log(log_name: str, entity: str, after_commit: bool = True) -> None:
 		log_name=log_name,
 		entity=entity,
 		enqueue_after_commit=after_commit,
+		# One waiting job per row, however often a retry or the safety net asks again.
+		job_id=f"ecommerce_bridge:log:{log_name}",
+		deduplicate=True,
 	)
 
 
@@ -459,7 +475,7 @@ def retry_due() -> int:
 			"status": "Failed",
 			"next_retry_at": ("<=", now),
 		},
-		fields=["name", "entity"],
+		fields=["name", "entity", "status"],
 		limit=500,
 	)
 	stuck = frappe.get_all(
@@ -470,13 +486,36 @@ def retry_due() -> int:
 			"status": "Processing",
 			"modified": ("<", now - STALE_PROCESSING),
 		},
-		fields=["name", "entity"],
+		fields=["name", "entity", "status"],
 		limit=500,
 	)
+	queued = 0
 	for row in due + stuck:
-		frappe.db.set_value(LOG, row.name, {"status": "Queued", "next_retry_at": None}, update_modified=False)
+		# Only if still as read: a worker may have claimed it meanwhile.
+		frappe.db.sql(
+			f"""update `tab{LOG}` set status = 'Queued', next_retry_at = null
+			where name = %s and status = %s""",
+			(row.name, row.status),
+		)
+		if frappe.db._cursor.rowcount:
+			enqueue_log(row.name, row.entity)
+			queued += 1
+	# Queued rows whose job was lost (Redis flushed, a worker killed before it started) get a new one;
+	# a job for a row already worked off finds it claimed and ends.
+	for row in frappe.get_all(
+		LOG,
+		filters={
+			"direction": ("!=", "Outbound"),
+			"entity": ("in", list(JOBS)),
+			"status": "Queued",
+			"modified": ("<", now - STALE_PROCESSING),
+		},
+		fields=["name", "entity"],
+		limit=500,
+	):
 		enqueue_log(row.name, row.entity)
-	return len(due) + len(stuck)
+		queued += 1
+	return queued
 
 
 def fetch_missed_orders() -> int:

@@ -37,7 +37,7 @@ def _process_return(payload: dict, log_name: str) -> dict:
 	so = sales_order_for(request.order_id)
 	wanted = match_lines(so, request)
 	booked = reverse(so, wanted, wanted, request.refund, request.return_id, request.reason)
-	close_when_nothing_left_to_deliver(so)
+	close_when_settled(so)
 	return {
 		"reference_doctype": "Sales Order",
 		"reference_name": so.name,
@@ -277,11 +277,16 @@ def order_money(sales_orders: list[str]) -> dict[str, dict]:
 			as_list=1,
 		)
 	)
-	refund_keys = " or ".join(["ecommerce_payment_key like %s"] * len(by_order_id)) or "false"
+	# Refunds are found by their key's prefix: one range per order, or (for a report over many
+	# orders) every refund the bridge booked.
+	prefixes = [escape_like(refund_key_prefix(order_id)) + "%" for order_id in by_order_id]
+	if len(prefixes) > 50:
+		prefixes = ["order:%:refund:%"]
+	refund_keys = " or ".join(["ecommerce_payment_key like %s"] * len(prefixes)) or "false"
 	for key, amount in frappe.db.sql(
 		f"""select ecommerce_payment_key, paid_amount from `tabPayment Entry`
 		where docstatus = 1 and payment_type = 'Pay' and ({refund_keys})""",
-		[escape_like(refund_key_prefix(order_id)) + "%" for order_id in by_order_id],
+		prefixes,
 	):
 		so = by_order_id.get(order_id_of_payment_key(key))
 		if so:
@@ -291,6 +296,8 @@ def order_money(sales_orders: list[str]) -> dict[str, dict]:
 		filters={
 			"entity": ("in", ["Return", "Order Cancel"]),
 			"status": "Failed",
+			# Still retrying by itself is not yet a person's business.
+			"next_retry_at": ("is", "not set"),
 			"storefront_id": ("in", list(by_order_id)),
 		},
 		pluck="storefront_id",
@@ -335,8 +342,13 @@ def record_refund(so, refund: Refund, return_id: str, remark: str, credit_notes:
 		)
 	owed = _invoice_owing_customer(so, credit_notes)
 	if owed:
-		# The credit note left the invoice owing the customer: the refund settles it.
-		pe = get_payment_entry("Sales Invoice", owed, party_amount=amount, bank_account=mapping.account)
+		# The refund settles what the credit note left owing to the customer (ERPNext counts a debt to
+		# the customer as a negative amount); anything beyond it stays on the customer's account.
+		owing = -flt(frappe.db.get_value("Sales Invoice", owed, "outstanding_amount"))
+		pe = get_payment_entry(
+			"Sales Invoice", owed, party_amount=-min(amount, owing), bank_account=mapping.account
+		)
+		pe.paid_amount = pe.received_amount = amount
 	else:
 		pe = frappe.new_doc("Payment Entry")
 		pe.update(
@@ -367,27 +379,34 @@ def record_refund(so, refund: Refund, return_id: str, remark: str, credit_notes:
 
 
 def _invoice_owing_customer(so, credit_notes: list[str]) -> str | None:
-	"""The invoice of this order that now owes the customer money (its outstanding is negative)."""
-	against = [frappe.db.get_value("Sales Invoice", name, "return_against") for name in credit_notes]
-	invoices = against or frappe.get_all(
+	"""The credit note (or invoice) of this order that owes the customer money: outstanding below zero.
+	ERPNext keeps a credit note's balance on the credit note itself unless told otherwise."""
+	candidates = list(credit_notes)
+	candidates += [frappe.db.get_value("Sales Invoice", name, "return_against") for name in credit_notes]
+	candidates += frappe.get_all(
 		"Sales Invoice Item", filters={"sales_order": so.name, "docstatus": 1}, pluck="parent", distinct=True
 	)
-	for name in invoices:
+	for name in candidates:
 		if flt(frappe.db.get_value("Sales Invoice", name, "outstanding_amount")) < 0:
 			return name
 	return None
 
 
-def close_when_nothing_left_to_deliver(so) -> None:
+def close_when_settled(so) -> None:
 	"""ERPNext counts returned units as undelivered again (and reserves them); a storefront return is
-	not to be sent again, so an order whose every unit was delivered is closed after its return."""
+	not to be sent again. So an order whose every unit was delivered, and whose kept units are all
+	invoiced, is closed after its return. One still to deliver or to invoice stays open (closing it would
+	stop its invoicing)."""
 	so.reload()
 	if so.docstatus != 1 or so.status == "Closed":
 		return
-	shipped = _remaining(_delivered(so.name), "qty")
-	never_delivered = sum(max(flt(row.qty) - shipped[row.name], 0) for row in so.items)
-	if never_delivered < EPSILON:
-		so.update_status("Closed")
+	delivered = _delivered(so.name)
+	shipped, kept = _remaining(delivered, "qty"), _remaining(delivered, "returnable")
+	billed = _remaining(_billed(so.name), "creditable")
+	for row in so.items:
+		if flt(row.qty) - shipped[row.name] > EPSILON or kept[row.name] - billed[row.name] > EPSILON:
+			return
+	so.update_status("Closed")
 
 
 # ---- cancellation after delivery -----------------------------------------------------------------

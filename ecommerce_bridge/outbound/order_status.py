@@ -99,7 +99,6 @@ def order_entries(rows) -> list[dict]:
 			"ecommerce_order_id",
 			"docstatus",
 			"status",
-			"per_delivered",
 			"per_billed",
 			"grand_total",
 		],
@@ -172,7 +171,7 @@ def order_snapshot(so, lines: list[dict], deliveries: list[dict], money: dict) -
 	return {
 		"order_id": so.ecommerce_order_id,
 		"sales_order": so.name,
-		"status": "returned" if everything_returned else storefront_status(so),
+		"status": "returned" if everything_returned else storefront_status(so, lines, shipped),
 		"billing_status": "cancelled" if so.docstatus == 2 else _billing_status(so.per_billed),
 		"grand_total": f"{flt(so.grand_total):.2f}",
 		"paid_amount": f"{money['paid']:.2f}",
@@ -189,19 +188,20 @@ def order_snapshot(so, lines: list[dict], deliveries: list[dict], money: dict) -
 	}
 
 
-def storefront_status(so) -> str:
-	"""The order's state in the storefront's words."""
+def storefront_status(so, lines: list[dict], shipped: dict) -> str:
+	"""The order's state in the storefront's words. Shipping is counted from the Delivery Notes, not
+	from ERPNext's delivered percentage, which a return lowers again."""
 	if so.docstatus == 2:
 		return "cancelled"
 	if so.status == "Closed":
 		return "closed"
 	if so.status == "On Hold":
 		return "on_hold"
-	if flt(so.per_delivered) >= 100:
+	ordered = sum(flt(line.qty) for line in lines)
+	sent = sum(min(shipped[line.name], flt(line.qty)) for line in lines)
+	if sent and sent >= ordered - 1e-9:
 		return "shipped"
-	if flt(so.per_delivered) > 0:
-		return "partially_shipped"
-	return "processing"
+	return "partially_shipped" if sent else "processing"
 
 
 def _billing_status(per_billed) -> str:

@@ -309,6 +309,12 @@ class TestReturns(AfterCheckoutCase):
 		)
 		self.assertEqual((refund.payment_type, refund.paid_amount), ("Pay", float(payload["total"])))
 		self.assertEqual(refund.reference_no, "re_1")
+		# The refund settles the credit note; nothing stays open on either side.
+		self.assertEqual(
+			[(r.reference_doctype, r.reference_name) for r in refund.references],
+			[("Sales Invoice", credit.name)],
+		)
+		self.assertEqual(frappe.db.get_value("Sales Invoice", credit.name, "outstanding_amount"), 0)
 		[invoice] = self.invoices(so)
 		self.assertEqual(invoice.outstanding_amount, 0)
 		self.assertEqual(frappe.db.get_value("Sales Order", so.name, "status"), "Closed")
@@ -491,7 +497,32 @@ class TestReturnsWithoutInvoice(AfterCheckoutCase):
 		utils.run_queued_jobs()
 		told = self.storefront_order(payload["order_id"])
 		self.assertEqual((told["refunded_amount"], told["lines"][0]["returned_qty"]), ("23.00", 1))
-		self.assertEqual(told["status"], "closed")
+		# The kept unit is not invoiced yet: the order stays open for that.
+		self.assertEqual(told["status"], "shipped")
+		self.assertNotEqual(frappe.db.get_value("Sales Order", so.name, "status"), "Closed")
+
+	def test_a_paid_order_cancelled_before_shipping_is_cancelled_and_refunded(self):
+		payload, so = self.paid_order(qty=2, email=f"early-{frappe.generate_hash(length=6)}@example.com")
+		response = self.web.call(
+			CANCEL,
+			{
+				"order_id": payload["order_id"],
+				"refund": {"gateway": "stripe", "transaction_id": "re_early", "amount": payload["total"]},
+			},
+		)
+		self.assertEqual(response.status_code, 202, response.text[:300])
+		utils.run_queued_jobs()
+		log = frappe.get_doc("Ecommerce Sync Log", response.json()["message"]["log"])
+		self.assertEqual(log.status, "Success", f"{log.error}\n{log.traceback}")
+		self.assertEqual(frappe.db.get_value("Sales Order", so.name, "docstatus"), 2)
+		refund = frappe.get_doc("Payment Entry", {"reference_no": "re_early"})
+		self.assertEqual(
+			(refund.docstatus, refund.payment_type, refund.paid_amount), (1, "Pay", float(payload["total"]))
+		)
+		# The advance still stands, now the customer's, and the refund pays it back: nothing owed.
+		from erpnext.accounts.utils import get_balance_on
+
+		self.assertEqual(get_balance_on(party_type="Customer", party=so.customer, company=so.company), 0)
 
 
 class TestLateCancellation(AfterCheckoutCase):
