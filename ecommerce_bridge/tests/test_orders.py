@@ -303,6 +303,24 @@ class TestTheDoor(OrderCase):
 		status = response.json()["message"]
 		self.assertEqual((status["status"], status["sales_order"]), ("Success", log.reference_name))
 
+	def test_an_order_whose_job_was_lost_is_queued_again_by_the_scheduler(self):
+		payload = utils.order_payload([(self.sku, 1, 20)])
+		answer = self.ingest(payload)
+		utils.clear_queues()  # Redis lost the job
+		frappe.db.set_value(
+			"Ecommerce Sync Log",
+			answer["log"],
+			"modified",
+			frappe.utils.add_to_date(None, hours=-1),
+			update_modified=False,
+		)
+		frappe.db.commit()
+		self.assertGreaterEqual(retry_due(), 1)
+		frappe.db.commit()
+		utils.run_queued_jobs()
+		self.assertProcessed(frappe.get_doc("Ecommerce Sync Log", answer["log"]))
+		self.assertEqual(len(self.sales_orders(payload["order_id"])), 1)
+
 	def test_an_order_missed_by_the_webhook_is_fetched_by_the_catch_up_once(self):
 		payload = utils.order_payload([(self.sku, 1, 20)])
 		self.storefront.add_order({**payload, "updated_at": datetime.now(timezone.utc).isoformat()})
