@@ -371,15 +371,7 @@ class TestReturns(AfterCheckoutCase):
 		self.assertEqual(self.shop_qty(), before)
 
 	def test_a_returned_product_bundle_restocks_its_parts(self):
-		bundle = utils.make_item(is_stock_item=0, price=None)
-		frappe.get_doc(
-			{
-				"doctype": "Product Bundle",
-				"new_item_code": bundle,
-				"items": [{"item_code": self.sku, "qty": 2}],
-			}
-		).insert()
-		frappe.db.commit()
+		bundle = utils.make_bundle({self.sku: 2})
 		payload = utils.order_payload([(bundle, 2, 35)])
 		payload["payment"] = paid(payload["total"])
 		so = self.assertProcessed(self.checkout(payload))

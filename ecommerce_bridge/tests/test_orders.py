@@ -135,16 +135,7 @@ class TestCheckout(OrderCase):
 		)
 
 	def test_a_product_bundle_is_sold_as_one_line_and_packs_its_parts(self):
-		bundle = utils.make_item(is_stock_item=0, price=None)
-		if not frappe.db.exists("Product Bundle", bundle):
-			frappe.get_doc(
-				{
-					"doctype": "Product Bundle",
-					"new_item_code": bundle,
-					"items": [{"item_code": self.sku, "qty": 2}],
-				}
-			).insert()
-		frappe.db.commit()
+		bundle = utils.make_bundle({self.sku: 2})
 		so = self.assertProcessed(self.checkout(utils.order_payload([(bundle, 1, 35)])))
 		self.assertEqual([(row.item_code, row.qty) for row in so.packed_items], [(self.sku, 2)])
 

@@ -153,6 +153,20 @@ def make_item(code: str | None = None, publish: int = 1, price: float | None = 1
 	return code
 
 
+def make_bundle(parts: dict[str, float]) -> str:
+	"""A new Product Bundle Item made of ``parts`` (item code -> quantity)."""
+	bundle = make_item(is_stock_item=0, price=None)
+	frappe.get_doc(
+		{
+			"doctype": "Product Bundle",
+			"new_item_code": bundle,
+			"items": [{"item_code": code, "qty": qty} for code, qty in parts.items()],
+		}
+	).insert()
+	frappe.db.commit()
+	return bundle
+
+
 def stock_entry(purpose: str, item_code: str, qty: float, source=None, target=None, submit=True):
 	entry = frappe.get_doc(
 		{
