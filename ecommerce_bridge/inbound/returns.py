@@ -184,9 +184,9 @@ def _return_doc(doctype: str, source: str, quantities: dict, link_field: str, re
 
 	doc = make_return_doc(doctype, source)
 	original = frappe.get_doc(doctype, source)
-	whole = all(
-		abs(quantities.get(row.name, 0) - row.qty) < EPSILON for row in original.items
-	) and not frappe.db.exists(doctype, {"return_against": source, "docstatus": 1})
+	# ERPNext offers what is left to return of each row (as a negative quantity): taking all of it
+	# completes the return of this document.
+	completes = all(abs(quantities.get(row.get(link_field), 0) + flt(row.qty)) < EPSILON for row in doc.items)
 	rows = []
 	for row in doc.items:
 		qty = quantities.get(row.get(link_field))
@@ -201,7 +201,7 @@ def _return_doc(doctype: str, source: str, quantities: dict, link_field: str, re
 	# A credit note settles against its invoice, not against the order's advance payment.
 	doc.set("advances", [])
 	doc.allocate_advances_automatically = 0
-	_prorate_charges(doc, original, whole)
+	_share_charges(doc, original, completes)
 	doc.ecommerce_return_id = return_id
 	doc.posting_date = nowdate()
 	doc.remarks = remark
@@ -215,23 +215,42 @@ def _restock_warehouse(original: str) -> str:
 	return get_settings().return_warehouse or original
 
 
-def _prorate_charges(doc, original, whole: bool) -> None:
-	"""A return of everything gives back every charge; a partial one its share of the taxes and of the
-	order discount, and no shipping (the parcel did travel)."""
-	if whole:
-		return
+def _share_charges(doc, original, completes: bool) -> None:
+	"""A partial return gives back its share of the taxes and of the order discount, and no shipping (the
+	parcel did travel); the return that completes the document gives back everything still left of them,
+	shipping included, so that all returns of a document add up to it."""
+	earlier = frappe.get_all(
+		doc.doctype,
+		filters={"return_against": original.name, "docstatus": 1},
+		fields=["name", "discount_amount"],
+	)
+	given_back = defaultdict(float)
+	for tax in frappe.get_all(
+		"Sales Taxes and Charges",
+		filters={"parenttype": doc.doctype, "parent": ("in", [e.name for e in earlier] or [""])},
+		fields=["account_head", "tax_amount"],
+	):
+		given_back[tax.account_head] += flt(tax.tax_amount)
 	share = sum(abs(flt(row.qty)) * flt(row.rate) for row in doc.items) / (flt(original.total) or 1)
 	shipping = get_settings().shipping_account
 	taxes = []
 	for tax in doc.get("taxes") or []:
 		if tax.charge_type == "Actual":
-			if tax.account_head == shipping:
+			# The return's rows start as the whole charge, negated; earlier returns' are negative too.
+			if completes:
+				tax.tax_amount = flt(tax.tax_amount - given_back[tax.account_head], 2)
+			elif tax.account_head == shipping:
 				continue
-			tax.tax_amount = flt(tax.tax_amount * share, 2)
+			else:
+				tax.tax_amount = flt(tax.tax_amount * share, 2)
+			if not tax.tax_amount:
+				continue
 		taxes.append(tax)
 	doc.set("taxes", taxes)
 	if doc.get("discount_amount"):
-		doc.discount_amount = flt(doc.discount_amount * share, 2)
+		whole_discount = doc.discount_amount
+		given = sum(flt(e.discount_amount) for e in earlier)
+		doc.discount_amount = flt(whole_discount - given if completes else whole_discount * share, 2)
 
 
 # ---- money back --------------------------------------------------------------------------------

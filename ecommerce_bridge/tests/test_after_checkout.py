@@ -351,8 +351,9 @@ class TestReturns(AfterCheckoutCase):
 			)
 			self.assertEqual(log.status, "Success", f"{log.error}\n{log.traceback}")
 		credits = self.invoices(so, is_return=1)
-		# Partial returns: the goods and their share of the VAT, no shipping; together the whole VAT.
-		self.assertEqual(sorted(c.grand_total for c in credits), [-(40 + 4), -(20 + 2)])
+		# The first return: one unit and its share of the VAT, no shipping. The second completes the
+		# invoice: two units, the rest of the VAT and the shipping. Together they are the invoice.
+		self.assertEqual(sorted(c.grand_total for c in credits), [-(40 + 4 + 5), -(20 + 2)])
 		self.assertEqual(len(self.return_notes(so)), 2)
 
 		before = self.shop_qty()
@@ -519,6 +520,25 @@ class TestReturnsWithoutInvoice(AfterCheckoutCase):
 
 class TestLateCancellation(AfterCheckoutCase):
 	auto_invoice = "When Paid"
+
+	def test_a_cancellation_after_a_partial_return_credits_the_rest_of_the_invoice(self):
+		payload, so = self.paid_order(qty=3)
+		self.deliver(so, 3)
+		log = self.send_return(
+			{
+				"return_id": f"R{frappe.generate_hash(length=8)}",
+				"order_id": payload["order_id"],
+				"lines": [{"sku": self.sku, "qty": 1}],
+			}
+		)
+		self.assertEqual(log.status, "Success", log.error)
+		response = self.web.call(CANCEL, {"order_id": payload["order_id"]})
+		utils.run_queued_jobs()
+		log = frappe.get_doc("Ecommerce Sync Log", response.json()["message"]["log"])
+		self.assertEqual(log.status, "Success", f"{log.error}\n{log.traceback}")
+		credits = self.invoices(so, is_return=1)
+		self.assertEqual(sorted(c.grand_total for c in credits), [-(40 + 4 + 5), -(20 + 2)])
+		self.assertEqual(sum(c.grand_total for c in credits), -float(payload["total"]))
 
 	def test_cancelling_a_delivered_and_invoiced_order_returns_credits_refunds_and_closes_it(self):
 		payload, so = self.paid_order(qty=3)
