@@ -27,6 +27,11 @@ def paid(amount=None):
 	}
 
 
+def return_request(payload, **fields) -> dict:
+	"""A storefront return of the order ``payload`` with a fresh return id."""
+	return {"return_id": f"R{frappe.generate_hash(length=8)}", "order_id": payload["order_id"], **fields}
+
+
 class AfterCheckoutCase(OrderCase):
 	auto_invoice = "Never"
 
@@ -61,6 +66,7 @@ class AfterCheckoutCase(OrderCase):
 		return note
 
 	def send_return(self, payload, expect=202):
+		"""Send a return (``return_request`` builds one) and run the worker; returns its Sync Log row."""
 		response = self.web.call(RETURN, payload)
 		self.assertEqual(response.status_code, expect, response.text[:1000])
 		utils.run_queued_jobs()
@@ -290,13 +296,12 @@ class TestReturns(AfterCheckoutCase):
 		payload, so = self.paid_order(qty=2)
 		self.deliver(so, 2)
 		before = self.shop_qty()
-		request = {
-			"return_id": f"R{frappe.generate_hash(length=8)}",
-			"order_id": payload["order_id"],
-			"reason": "wrong size",
-			"lines": [{"line_id": "1", "sku": self.sku, "qty": 2}],
-			"refund": {"gateway": "stripe", "transaction_id": "re_1", "amount": payload["total"]},
-		}
+		request = return_request(
+			payload,
+			reason="wrong size",
+			lines=[{"line_id": "1", "sku": self.sku, "qty": 2}],
+			refund={"gateway": "stripe", "transaction_id": "re_1", "amount": payload["total"]},
+		)
 		log = self.send_return(request)
 		self.assertEqual(log.status, "Success", f"{log.error}\n{log.traceback}")
 
@@ -337,17 +342,9 @@ class TestReturns(AfterCheckoutCase):
 		payload, so = self.paid_order(qty=3)
 		self.deliver(so, 3)
 		for qty in (1, 2):
+			refund = {"gateway": "stripe", "transaction_id": f"re_{qty}", "amount": f"{20 * qty}.00"}
 			log = self.send_return(
-				{
-					"return_id": f"R{frappe.generate_hash(length=8)}",
-					"order_id": payload["order_id"],
-					"lines": [{"sku": self.sku.lower(), "qty": qty}],
-					"refund": {
-						"gateway": "stripe",
-						"transaction_id": f"re_{qty}",
-						"amount": f"{20 * qty}.00",
-					},
-				}
+				return_request(payload, lines=[{"sku": self.sku.lower(), "qty": qty}], refund=refund)
 			)
 			self.assertEqual(log.status, "Success", f"{log.error}\n{log.traceback}")
 		credits = self.invoices(so, is_return=1)
@@ -357,13 +354,7 @@ class TestReturns(AfterCheckoutCase):
 		self.assertEqual(len(self.return_notes(so)), 2)
 
 		before = self.shop_qty()
-		log = self.send_return(
-			{
-				"return_id": f"R{frappe.generate_hash(length=8)}",
-				"order_id": payload["order_id"],
-				"lines": [{"sku": self.sku, "qty": 1}],
-			}
-		)
+		log = self.send_return(return_request(payload, lines=[{"sku": self.sku, "qty": 1}]))
 		self.assertEqual(log.status, "Failed")
 		self.assertTrue(log.needs_attention)
 		self.assertIsNone(log.next_retry_at)
@@ -378,13 +369,7 @@ class TestReturns(AfterCheckoutCase):
 		so = self.assertProcessed(self.checkout(payload))
 		self.deliver(so, 2)
 		before = self.shop_qty()
-		log = self.send_return(
-			{
-				"return_id": f"R{frappe.generate_hash(length=8)}",
-				"order_id": payload["order_id"],
-				"lines": [{"sku": bundle, "qty": 1}],
-			}
-		)
+		log = self.send_return(return_request(payload, lines=[{"sku": bundle, "qty": 1}]))
 		self.assertEqual(log.status, "Success", f"{log.error}\n{log.traceback}")
 		# One bundle of two parts came back.
 		self.assertEqual(self.shop_qty() - before, 2)
@@ -394,11 +379,9 @@ class TestReturns(AfterCheckoutCase):
 	def test_a_refund_larger_than_what_was_paid_is_held_for_an_accountant(self):
 		payload, so = self.paid_order(qty=1)
 		log = self.send_return(
-			{
-				"return_id": f"R{frappe.generate_hash(length=8)}",
-				"order_id": payload["order_id"],
-				"refund": {"gateway": "stripe", "transaction_id": "re_big", "amount": "1000.00"},
-			}
+			return_request(
+				payload, refund={"gateway": "stripe", "transaction_id": "re_big", "amount": "1000.00"}
+			)
 		)
 		self.assertEqual((log.status, log.needs_attention), ("Failed", 1))
 		self.assertIn("refunded 1000.00, but only 31.00 of order", log.error)
@@ -406,13 +389,7 @@ class TestReturns(AfterCheckoutCase):
 
 	def test_a_return_of_lines_never_delivered_is_held_for_an_accountant(self):
 		payload, so = self.paid_order(qty=1)
-		log = self.send_return(
-			{
-				"return_id": f"R{frappe.generate_hash(length=8)}",
-				"order_id": payload["order_id"],
-				"lines": [{"sku": self.sku, "qty": 1}],
-			}
-		)
+		log = self.send_return(return_request(payload, lines=[{"sku": self.sku, "qty": 1}]))
 		self.assertEqual((log.status, log.needs_attention), ("Failed", 1))
 		self.assertIn("only 0 were delivered", log.error)
 		self.assertEqual(self.invoices(so, is_return=1), [])
@@ -427,13 +404,7 @@ class TestReturns(AfterCheckoutCase):
 		self.deliver(so, 1)
 		frappe.db.set_single_value("Ecommerce Bridge Settings", "return_warehouse", utils.backroom())
 		frappe.db.commit()
-		log = self.send_return(
-			{
-				"return_id": f"R{frappe.generate_hash(length=8)}",
-				"order_id": payload["order_id"],
-				"lines": [{"sku": self.sku, "qty": 1}],
-			}
-		)
+		log = self.send_return(return_request(payload, lines=[{"sku": self.sku, "qty": 1}]))
 		self.assertEqual(log.status, "Success", log.error)
 		[note] = self.return_notes(so)
 		self.assertEqual(
@@ -447,12 +418,11 @@ class TestReturns(AfterCheckoutCase):
 		payload, so = self.paid_order(qty=2)
 		self.deliver(so, 2)
 		log = self.send_return(
-			{
-				"return_id": f"R{frappe.generate_hash(length=8)}",
-				"order_id": payload["order_id"],
-				"lines": [{"sku": self.sku, "qty": 1}],
-				"refund": {"gateway": "stripe", "transaction_id": "re_rec", "amount": "23.00"},
-			}
+			return_request(
+				payload,
+				lines=[{"sku": self.sku, "qty": 1}],
+				refund={"gateway": "stripe", "transaction_id": "re_rec", "amount": "23.00"},
+			)
 		)
 		self.assertEqual(log.status, "Success", log.error)
 		_, rows, *_ = execute({})
@@ -471,12 +441,11 @@ class TestReturnsWithoutInvoice(AfterCheckoutCase):
 		self.deliver(so, 2)
 		before = self.shop_qty()
 		log = self.send_return(
-			{
-				"return_id": f"R{frappe.generate_hash(length=8)}",
-				"order_id": payload["order_id"],
-				"lines": [{"line_id": "1", "sku": self.sku, "qty": 1}],
-				"refund": {"gateway": "stripe", "transaction_id": "re_noinv", "amount": "23.00"},
-			}
+			return_request(
+				payload,
+				lines=[{"line_id": "1", "sku": self.sku, "qty": 1}],
+				refund={"gateway": "stripe", "transaction_id": "re_noinv", "amount": "23.00"},
+			)
 		)
 		self.assertEqual(log.status, "Success", f"{log.error}\n{log.traceback}")
 		self.assertEqual(self.shop_qty() - before, 1)
@@ -524,13 +493,7 @@ class TestLateCancellation(AfterCheckoutCase):
 	def test_a_cancellation_after_a_partial_return_credits_the_rest_of_the_invoice(self):
 		payload, so = self.paid_order(qty=3)
 		self.deliver(so, 3)
-		log = self.send_return(
-			{
-				"return_id": f"R{frappe.generate_hash(length=8)}",
-				"order_id": payload["order_id"],
-				"lines": [{"sku": self.sku, "qty": 1}],
-			}
-		)
+		log = self.send_return(return_request(payload, lines=[{"sku": self.sku, "qty": 1}]))
 		self.assertEqual(log.status, "Success", log.error)
 		response = self.web.call(CANCEL, {"order_id": payload["order_id"]})
 		utils.run_queued_jobs()

@@ -15,17 +15,16 @@ from ecommerce_bridge.outbound.capture import OUTBOX
 from ecommerce_bridge.outbound.push import flush_outbox
 from ecommerce_bridge.sync_log import LOG, new_log, next_retry, record_failure
 from ecommerce_bridge.tests import utils
+from ecommerce_bridge.tests.test_orders import OrderCase
 
 SETTINGS = "Ecommerce Bridge Settings"
 ACCOUNTANT = "eb-desk-accountant@example.com"
 
 
-class DeskCase(utils.BridgeCase):
+class DeskCase(OrderCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		cls.sku = utils.make_item(price=20)
-		utils.stock_entry("Material Receipt", cls.sku, 100, target=utils.shop())
 		utils.user_with_roles(ACCOUNTANT, ["Accounts User"])
 		frappe.db.commit()
 
